@@ -1,0 +1,1 @@
+"""Staff, roles, purpose checks and the hash-chained access log."""

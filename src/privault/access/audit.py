@@ -1,0 +1,149 @@
+"""Appending to and verifying the hash-chained access log.
+
+Each entry's hash is an HMAC (key from the keyring) over the previous entry's
+hash and the entry's own content, so changing, inserting or removing an entry
+breaks the chain, and rebuilding the chain needs the key, not just the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC
+from enum import StrEnum
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from privault.access.models import AccessLogEntry
+from privault.clock import Clock, SystemClock, aware
+from privault.db import advisory_lock
+
+GENESIS = bytes(32)
+
+
+class Event(StrEnum):
+    """What happened, as ``subject:action``; the source is given when logging."""
+
+    ACCOUNT_REGISTERED = "account:registered"
+    ACCOUNT_EMAIL_VERIFIED = "account:email_verified"
+    ACCOUNT_PASSWORD_CHANGED = "account:password_changed"  # noqa: S105 - an event name
+    SESSION_OPENED = "session:opened"
+    SESSION_REFUSED = "session:refused"
+    SESSION_CLOSED = "session:closed"
+    PROFILE_READ = "profile:read"
+    PROFILE_UPDATED = "profile:updated"
+    KEYS_ROTATED = "keys:rotated"
+    POLICY_LOADED = "policy:loaded"
+
+
+@dataclass(frozen=True)
+class Verification:
+    ok: bool
+    entries: int
+    head: bytes
+    problem: str | None = None
+
+
+def _digest(key: bytes, prev: bytes, entry: AccessLogEntry) -> bytes:
+    body = json.dumps(
+        [
+            entry.seq,
+            aware(entry.at).astimezone(UTC).isoformat(timespec="microseconds"),
+            entry.actor,
+            entry.action,
+            entry.subject_id,
+            entry.categories,
+            entry.purpose,
+            entry.detail,
+        ],
+        separators=(",", ":"),
+    ).encode()
+    return hmac.new(key, prev + body, hashlib.sha256).digest()
+
+
+class AuditLog:
+    """Writes entries in the caller's transaction: an entry lands exactly when its change does."""
+
+    def __init__(self, key: bytes, clock: Clock | None = None) -> None:
+        self._key = key
+        self.clock = clock or SystemClock()
+
+    def record(
+        self,
+        session: Session,
+        source: str,
+        event: Event,
+        *,
+        actor: str,
+        subject_id: str | None = None,
+        categories: Iterable[str] = (),
+        purpose: str | None = None,
+        detail: dict[str, object] | None = None,
+    ) -> AccessLogEntry:
+        """Append one entry. ``detail`` must hold no personal data (ids and counts only)."""
+        advisory_lock(session, "access_log")
+        tail = session.execute(
+            select(AccessLogEntry.seq, AccessLogEntry.hash)
+            .order_by(AccessLogEntry.seq.desc())
+            .limit(1)
+        ).first()
+        seq, prev = (tail.seq + 1, tail.hash) if tail else (1, GENESIS)
+        entry = AccessLogEntry(
+            seq=seq,
+            at=self.clock.now(),
+            actor=actor,
+            action=f"{source}:{event.value}",
+            subject_id=subject_id,
+            categories=",".join(sorted(set(categories))),
+            purpose=purpose,
+            detail=json.dumps(detail or {}, sort_keys=True, separators=(",", ":")),
+            prev_hash=prev,
+        )
+        entry.hash = _digest(self._key, prev, entry)
+        session.add(entry)
+        session.flush()
+        return entry
+
+    def verify(self, session: Session, batch: int = 2000) -> Verification:
+        """Walk the chain from the start; report the first break, if any."""
+        prev, expected_seq, count = GENESIS, 1, 0
+        last_seq = 0
+        while True:
+            rows = session.scalars(
+                select(AccessLogEntry)
+                .where(AccessLogEntry.seq > last_seq)
+                .order_by(AccessLogEntry.seq)
+                .limit(batch)
+            ).all()
+            if not rows:
+                return Verification(True, count, prev)
+            for entry in rows:
+                if entry.seq != expected_seq:
+                    return Verification(
+                        False, count, prev, f"entry {expected_seq} is missing (next is {entry.seq})"
+                    )
+                if entry.prev_hash != prev:
+                    return Verification(
+                        False,
+                        count,
+                        prev,
+                        f"entry {entry.seq} does not follow entry {entry.seq - 1}",
+                    )
+                if not hmac.compare_digest(entry.hash, _digest(self._key, prev, entry)):
+                    return Verification(False, count, prev, f"entry {entry.seq} was altered")
+                prev, expected_seq, count = entry.hash, expected_seq + 1, count + 1
+                last_seq = entry.seq
+            session.expunge_all()
+
+    @staticmethod
+    def entries(
+        session: Session, subject_id: str | None = None, limit: int = 100
+    ) -> list[AccessLogEntry]:
+        query = select(AccessLogEntry).order_by(AccessLogEntry.seq.desc()).limit(limit)
+        if subject_id is not None:
+            query = query.where(AccessLogEntry.subject_id == subject_id)
+        return list(session.scalars(query))

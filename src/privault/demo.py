@@ -1,0 +1,60 @@
+"""Synthetic demo people for `privault demo`. Nobody real: example.com addresses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from privault.runtime import Runtime
+from privault.service.models import Account
+from privault.service.profile import Change, Visibility
+from privault.service.rooms import RoomService
+
+
+@dataclass(frozen=True)
+class DemoPerson:
+    email: str
+    password: str
+    display_name: str
+    room_id: str
+
+
+CAST: list[tuple[str, str, str, dict[str, object]]] = [
+    (
+        "alice@example.com",
+        "sailing-choir-kettle",
+        "Alice Example",
+        {
+            "name": "Alice Example",
+            "interests": ["choir", "sailing"],
+            "employment": "Product manager",
+        },
+    ),
+    ("bob@example.com", "granite-harbour-lamp", "Bob Example", {"name": "Bob Example"}),
+    ("mallory@example.com", "crooked-lantern-fig", "Mallory Example", {}),
+]
+
+
+def seed(runtime: Runtime) -> list[DemoPerson]:
+    """Create the demo cast once; later runs find them and print the same logins."""
+    people = []
+    with runtime.transaction() as session:
+        accounts = runtime.accounts(session, source="cli")
+        for email, password, name, profile in CAST:
+            index = runtime.vault.blind_index("email", email)
+            subject_id = session.scalar(
+                select(Account.subject_id).where(Account.email_index == index)
+            )
+            if subject_id is None:
+                subject_id = accounts.register(email, password, name).subject_id
+                runtime.profiles(session).update(
+                    subject_id,
+                    {
+                        field: Change(visibility=Visibility.MEMBERS, value=value, has_value=True)
+                        for field, value in profile.items()
+                    },
+                )
+            room_id = RoomService(session, runtime.vault, runtime.clock).room_id_of(subject_id)
+            people.append(DemoPerson(email, password, name, room_id or "-"))
+    return people

@@ -1,0 +1,36 @@
+"""The root of every domain error: each carries a stable code and a human sentence."""
+
+from __future__ import annotations
+
+
+class PrivaultError(Exception):
+    """A failure the caller can act on. ``code`` is stable; ``detail`` is for people.
+
+    Details never carry personal data, PINs or passwords.
+    """
+
+    code = "error"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class NotFound(PrivaultError):
+    code = "not_found"
+
+
+class Conflict(PrivaultError):
+    code = "conflict"
+
+
+class InvalidInput(PrivaultError):
+    code = "invalid_input"
+
+
+class NotAuthenticated(PrivaultError):
+    code = "not_authenticated"
+
+
+class Forbidden(PrivaultError):
+    code = "forbidden"

@@ -1,0 +1,16 @@
+"""Alembic environment: migrations run on the connection Privault hands over."""
+
+from alembic import context
+
+import privault.models  # noqa: F401  (registers every table on Base.metadata)
+from privault.db import Base
+
+connection = context.config.attributes["connection"]
+context.configure(
+    connection=connection,
+    target_metadata=Base.metadata,
+    render_as_batch=connection.dialect.name == "sqlite",
+    compare_type=True,
+)
+with context.begin_transaction():
+    context.run_migrations()

@@ -1,0 +1,32 @@
+"""The outbox: every mail the system sends, written with the change that causes it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import DateTime, ForeignKey, Integer, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from privault.db import Base
+from privault.vault.datamap import personal_data
+from privault.vault.models import SUBJECT_ID
+
+
+@personal_data("registration", encrypted=("payload_ct",))
+class OutboxMessage(Base):
+    """A mail to send. The sealed payload (address and template context) is dropped once sent."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    subject_id: Mapped[str] = mapped_column(
+        SUBJECT_ID, ForeignKey("subjects.id", ondelete="CASCADE"), index=True
+    )
+    template: Mapped[str] = mapped_column(String(60))
+    payload_ct: Mapped[bytes | None] = mapped_column(LargeBinary)
+    state: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(String(200))

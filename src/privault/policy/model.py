@@ -1,0 +1,623 @@
+"""The policy file, typed: what is collected, why, who sees it, where, for how long.
+
+Everything else in Privault asks this model what is allowed. Loading it checks
+that the file is consistent with itself and with the promises it encodes
+(no buyers, P0.1; no transfer outside the adequacy list, P5.2; a declared
+lifetime for every persistent cookie, P11.1).
+"""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Final, Literal, TypeVar
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    PlainSerializer,
+    PlainValidator,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError, core_schema
+
+from privault.policy.errors import UnknownPolicyEntry
+
+ACCOUNT: Final = "account"
+"""Retention period meaning: kept while the account exists, erased when it closes."""
+
+SESSION_COOKIE: Final = "privault_session"
+CONSENT_COOKIE: Final = "privault_consent"
+
+_T = TypeVar("_T")
+
+# ISO 3166-1 alpha-2, the 249 officially assigned codes.
+_ISO_CODES = """
+    AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN
+    BO BQ BR BS BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ
+    DE DJ DK DM DO DZ EC EE EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL
+    GM GN GP GQ GR GS GT GU GW GY HK HM HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM
+    JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC LI LK LR LS LT LU LV LY MA MC MD ME
+    MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA NC NE NF NG NI NL NO NP
+    NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU RW SA SB SC SD
+    SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO
+    TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW
+"""
+ISO_COUNTRIES: Final = frozenset(_ISO_CODES.split())
+
+
+def invalid(kind: str, reason: str, path: str = "", more: int = 0) -> PydanticCustomError:
+    """A validation error whose reason (and sub-path, if any) the loader reports verbatim."""
+    template = ("{path}: " if path else "") + "{reason}" + (" (and {more} more)" if more else "")
+    return PydanticCustomError(
+        f"policy_{kind}", template, {"reason": reason, "path": path, "more": more}
+    )
+
+
+# --- Durations ---------------------------------------------------------------------------
+
+_DURATION = re.compile(
+    r"P(?:(?P<years>\d+)Y)?(?:(?P<months>\d+)M)?(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
+    r"(?:T(?=\d)(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+)S)?)?"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Duration:
+    """An ISO 8601 duration ("P13M", "P30D", "P2Y6M", "PT30M"), added in calendar terms."""
+
+    years: int = 0
+    months: int = 0
+    days: int = 0
+    seconds: int = 0
+
+    @classmethod
+    def parse(cls, text: object) -> Duration:
+        """Parse ``PnYnMnWnDTnHnMnS`` (weeks become days); raise ValueError otherwise."""
+        match = _DURATION.fullmatch(text) if isinstance(text, str) else None
+        if match is None or not any(match.groups()):
+            raise ValueError(f"{text!r} is not a duration like P13M or P30D")
+        n = {unit: int(value or 0) for unit, value in match.groupdict().items()}
+        return cls(
+            years=n["years"],
+            months=n["months"],
+            days=7 * n["weeks"] + n["days"],
+            seconds=3600 * n["hours"] + 60 * n["minutes"] + n["seconds"],
+        )
+
+    def add_to(self, moment: datetime) -> datetime:
+        """``moment`` plus this duration; months are calendar months (Jan 31 + P1M = Feb 28/29)."""
+        return self._shift(moment, 1)
+
+    def subtract_from(self, moment: datetime) -> datetime:
+        """``moment`` minus this duration: the cut-off before which a period has run out."""
+        return self._shift(moment, -1)
+
+    def _shift(self, moment: datetime, sign: int) -> datetime:
+        month_index = moment.month - 1 + sign * (12 * self.years + self.months)
+        year, month0 = divmod(month_index, 12)
+        year += moment.year
+        day = min(moment.day, calendar.monthrange(year, month0 + 1)[1])
+        shifted = moment.replace(year=year, month=month0 + 1, day=day)
+        return shifted + sign * timedelta(days=self.days, seconds=self.seconds)
+
+    def __str__(self) -> str:
+        hours, rest = divmod(self.seconds, 3600)
+        minutes, seconds = divmod(rest, 60)
+        day_part = _units((self.years, "Y"), (self.months, "M"), (self.days, "D"))
+        time_part = _units((hours, "H"), (minutes, "M"), (seconds, "S"))
+        if not day_part and not time_part:
+            return "P0D"
+        return "P" + day_part + (f"T{time_part}" if time_part else "")
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_plain_validator_function(
+            _to_duration, serialization=core_schema.to_string_ser_schema()
+        )
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {"type": "string", "pattern": _DURATION.pattern, "examples": ["P13M", "P30D"]}
+
+
+def _units(*pairs: tuple[int, str]) -> str:
+    return "".join(f"{value}{unit}" for value, unit in pairs if value)
+
+
+def _to_duration(value: object) -> Duration:
+    if isinstance(value, Duration):
+        return value
+    try:
+        return Duration.parse(value)
+    except ValueError as exc:
+        raise invalid("duration", str(exc)) from None
+
+
+def _to_period(value: object) -> Duration | Literal["account"]:
+    if value == ACCOUNT:
+        return ACCOUNT
+    if isinstance(value, Duration):
+        return value
+    try:
+        return Duration.parse(value)
+    except ValueError as exc:
+        raise invalid("duration", f"{exc}, or 'account'") from None
+
+
+RetentionPeriod = Annotated[
+    Duration | Literal["account"],
+    PlainValidator(_to_period, json_schema_input_type=str),
+    PlainSerializer(str, return_type=str, when_used="json"),
+]
+
+# --- Small value types -------------------------------------------------------------------
+
+_ID = re.compile(r"[a-z][a-z0-9]*(?:_[a-z0-9]+)*")
+_PROMISE = re.compile(r"P\d+(?:\.\d+)?")
+# RFC 6265 token characters, optionally ending in a <placeholder> for a generated suffix.
+_COOKIE_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+(?:<[a-z][a-z0-9-]*>)?")
+
+
+def _checked(pattern: re.Pattern[str], kind: str, what: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if not pattern.fullmatch(value):
+            raise invalid(kind, f"{value!r} is not {what}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _country(value: str) -> str:
+    if value not in ISO_COUNTRIES:
+        raise invalid("country", f"{value!r} is not an ISO 3166-1 alpha-2 country code")
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise invalid("blank", "must not be blank")
+    return value
+
+
+def _distinct(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    seen: set[Any] = set()
+    for value in values:
+        if value in seen:
+            raise invalid("duplicate", f"lists {str(value)!r} twice")
+        seen.add(value)
+    return values
+
+
+Id = Annotated[str, _checked(_ID, "id", "a lowercase snake_case id")]
+Country = Annotated[str, AfterValidator(_country)]
+Text = Annotated[str, AfterValidator(_not_blank)]
+Promise = Annotated[str, _checked(_PROMISE, "promise", "a promise id like P2.1")]
+CookieName = Annotated[str, _checked(_COOKIE_NAME, "cookie_name", "a cookie name")]
+WebAddress = Annotated[
+    str, _checked(re.compile(r"https://[^\s/]+(?:/\S*)?"), "url", "an https URL")
+]
+SectionKey = Annotated[str, _checked(re.compile(r"\d+"), "section", "a section number")]
+IdList = Annotated[tuple[Id, ...], Field(min_length=1), AfterValidator(_distinct)]
+
+
+class Sensitivity(StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    SECRET = "secret"  # noqa: S105 (a level, not a password)
+
+
+class RetentionAnchor(StrEnum):
+    COLLECTION = "collection"
+    ACCOUNT_CLOSURE = "account_closure"
+    CONTRACT_END = "contract_end"
+    LAST_ACTIVITY = "last_activity"
+
+
+class LegalBasis(StrEnum):
+    """GDPR Art. 6(1) (a)-(e) and (f)."""
+
+    CONSENT = "consent"
+    CONTRACT = "contract"
+    LEGAL_OBLIGATION = "legal_obligation"
+    LEGITIMATE_INTERESTS = "legitimate_interests"
+    VITAL_INTERESTS = "vital_interests"
+    PUBLIC_TASK = "public_task"
+
+
+class RecipientKind(StrEnum):
+    """Who may receive data. There is deliberately no "buyer" (P0.1: we won't sell it)."""
+
+    GROUP = "group"
+    PROCESSOR = "processor"
+    AUTHORITY = "authority"
+    STATISTICS = "statistics"
+    MARKETING = "marketing"
+
+
+class LocationRole(StrEnum):
+    STORAGE = "storage"
+    PROCESSING = "processing"
+
+
+class CookieCategory(StrEnum):
+    STRICTLY_NECESSARY = "strictly_necessary"
+    ANALYTICS = "analytics"
+    ADVERTISING = "advertising"
+
+
+class CookieKind(StrEnum):
+    SESSION = "session"
+    PERSISTENT = "persistent"
+
+
+class RequestKind(StrEnum):
+    ACCESS = "access"
+    RECTIFICATION = "rectification"
+    ERASURE = "erasure"
+    PORTABILITY = "portability"
+    RESTRICTION = "restriction"
+    OBJECTION = "objection"
+
+
+class Channel(StrEnum):
+    EMAIL = "email"
+    POST = "post"
+
+
+class OptMode(StrEnum):
+    OPT_IN = "opt_in"
+    OPT_OUT = "opt_out"
+
+
+# --- The sections of the file ------------------------------------------------------------
+
+
+class _Entry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Meta(_Entry):
+    name: Text
+    controller: Text
+    privacy_address: EmailStr
+    request_subject: Text
+    version: Text
+    effective_date: date
+    website: WebAddress
+    supervisory_authority: Text
+
+
+class Retention(_Entry):
+    """How long a category is kept: ``period`` counted ``from`` an anchor, or "account"."""
+
+    period: RetentionPeriod
+    from_: RetentionAnchor | None = Field(default=None, alias="from", validate_default=True)
+    reason: Text
+
+    @field_validator("from_")
+    @classmethod
+    def _anchor_fits_period(cls, value: RetentionAnchor | None, info: ValidationInfo) -> Any:
+        period = info.data.get("period")
+        if period == ACCOUNT and value is not None:
+            raise invalid("anchor", "leave 'from' out when the period is 'account'")
+        if isinstance(period, Duration) and value is None:
+            raise invalid("anchor", "required: the moment the period counts from")
+        return value
+
+    @property
+    def while_account_exists(self) -> bool:
+        return self.period == ACCOUNT
+
+    def expires_at(self, anchor: datetime) -> datetime | None:
+        """When data anchored at ``anchor`` runs out; None while the account decides."""
+        return self.period.add_to(anchor) if isinstance(self.period, Duration) else None
+
+
+class Category(_Entry):
+    title: Text
+    description: Text
+    promise: Promise
+    fields: IdList
+    sensitivity: Sensitivity
+    retention: Retention
+
+
+class Purpose(_Entry):
+    title: Text
+    description: Text
+    legal_basis: LegalBasis
+    categories: IdList
+    direct_marketing: bool = False
+    channels: Annotated[tuple[Channel, ...], AfterValidator(_distinct)] = ()
+    consent: Id | None = Field(default=None, validate_default=True)
+    """The consent kind that governs this purpose (for opt-out channels: its withdrawal)."""
+
+    @field_validator("channels")
+    @classmethod
+    def _channels_are_marketing(cls, value: tuple[Channel, ...], info: ValidationInfo) -> Any:
+        if value and not info.data.get("direct_marketing"):
+            raise invalid("channels", "only a direct_marketing purpose has channels")
+        return value
+
+    @field_validator("consent")
+    @classmethod
+    def _consent_when_needed(cls, value: str | None, info: ValidationInfo) -> Any:
+        needed = info.data.get("legal_basis") == LegalBasis.CONSENT or info.data.get(
+            "direct_marketing"
+        )
+        if needed and value is None:
+            raise invalid("consent", "required: consent-based and marketing purposes name one")
+        return value
+
+
+class Recipient(_Entry):
+    id: Id
+    name: Text
+    kind: RecipientKind
+    country: Country
+    purposes: IdList
+    description: Text
+    consent: Id | None = Field(default=None, validate_default=True)
+
+    @field_validator("consent")
+    @classmethod
+    def _marketing_needs_consent(cls, value: str | None, info: ValidationInfo) -> Any:
+        if info.data.get("kind") == RecipientKind.MARKETING and value is None:
+            raise invalid("consent", "required: a marketing recipient needs express consent")
+        return value
+
+
+class Location(_Entry):
+    id: Id
+    name: Text
+    country: Country
+    role: LocationRole
+    description: Text | None = None
+
+
+class Transfers(_Entry):
+    adequacy: Annotated[tuple[Country, ...], Field(min_length=1), AfterValidator(_distinct)]
+    conditions: dict[Country, Text] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _conditions_are_adequate(self) -> Transfers:
+        for country in self.conditions:
+            if country not in self.adequacy:
+                raise invalid("condition", "not in the adequacy list", f"conditions.{country}")
+        return self
+
+
+class Cookie(_Entry):
+    name: CookieName
+    provider: Text
+    purpose: Text
+    category: CookieCategory
+    kind: CookieKind
+    lifetime: Duration | None = Field(default=None, validate_default=True)
+    description: Text
+
+    @field_validator("lifetime")
+    @classmethod
+    def _lifetime_fits_kind(cls, value: Duration | None, info: ValidationInfo) -> Any:
+        kind = info.data.get("kind")
+        if kind == CookieKind.PERSISTENT and value is None:
+            raise invalid("lifetime", "required for a persistent cookie")
+        if kind == CookieKind.SESSION and value is not None:
+            raise invalid("lifetime", "a session cookie ends with the session; leave it out")
+        return value
+
+    def matches(self, name: str) -> bool:
+        """Whether cookie ``name`` is this one (``_ga_<container-id>`` matches ``_ga_ABC1``)."""
+        stem, placeholder, _ = self.name.partition("<")
+        if not placeholder:
+            return name == self.name
+        return name.startswith(stem) and len(name) > len(stem)
+
+
+class ConsentCategory(_Entry):
+    title: Text
+    description: Text
+    always_on: bool = False
+    gpc_refuses: bool = False
+    """A ``Sec-GPC: 1`` header counts as refusing this category (P11.3)."""
+
+
+class ConsentRules(_Entry):
+    lifetime: Duration
+    categories: dict[CookieCategory, ConsentCategory]
+
+    @model_validator(mode="after")
+    def _categories_are_complete(self) -> ConsentRules:
+        for category in CookieCategory:
+            entry = self.categories.get(category)
+            path = f"categories.{category}"
+            if entry is None:
+                raise invalid(
+                    "consent", "missing: every cookie category needs a banner entry", path
+                )
+            if entry.always_on != (category == CookieCategory.STRICTLY_NECESSARY):
+                raise invalid("consent", "only strictly_necessary is always on", path)
+            if entry.always_on and entry.gpc_refuses:
+                raise invalid("consent", "an always-on category cannot be refused by GPC", path)
+        return self
+
+
+class Rights(_Entry):
+    deadline_days: Annotated[int, Field(ge=1)]
+    # GDPR Art. 12(3): one month, extended by at most two more: three months in all.
+    extension_max_months: Annotated[int, Field(ge=1, le=3)]
+    kinds: Annotated[tuple[RequestKind, ...], Field(min_length=1), AfterValidator(_distinct)]
+
+    def due_at(self, received: datetime) -> datetime:
+        return received + timedelta(days=self.deadline_days)
+
+    def latest_due_at(self, received: datetime) -> datetime:
+        """The furthest an extended (complex) request may run, counted from receipt."""
+        return Duration(months=self.extension_max_months).add_to(received)
+
+
+class Marketing(_Entry):
+    max_per_month: Annotated[int, Field(ge=0)]
+    channels: dict[Channel, OptMode]
+
+    @field_validator("channels")
+    @classmethod
+    def _email_is_opt_in(cls, value: dict[Channel, OptMode]) -> Any:
+        if value.get(Channel.EMAIL, OptMode.OPT_IN) != OptMode.OPT_IN:
+            raise invalid("channel", "email marketing must be opt_in (P3.8)", "email")
+        return value
+
+
+class ProseSection(_Entry):
+    title: Text
+    paragraphs: Annotated[tuple[Text, ...], Field(min_length=1)]
+
+
+# --- The policy --------------------------------------------------------------------------
+
+
+class Policy(_Entry):
+    meta: Meta
+    categories: Annotated[dict[Id, Category], Field(min_length=1)]
+    purposes: Annotated[dict[Id, Purpose], Field(min_length=1)]
+    recipients: tuple[Recipient, ...]
+    locations: Annotated[tuple[Location, ...], Field(min_length=1)]
+    transfers: Transfers
+    cookies: tuple[Cookie, ...]
+    consent: ConsentRules
+    rights: Rights
+    marketing: Marketing
+    prose: dict[SectionKey, ProseSection] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Policy:
+        problems = list(_problems(self))
+        if problems:
+            path, reason = problems[0]
+            raise invalid("inconsistent", reason, path, more=len(problems) - 1)
+        return self
+
+    def category(self, category_id: str) -> Category:
+        return _lookup(self.categories, category_id, "category")
+
+    def purpose(self, purpose_id: str) -> Purpose:
+        return _lookup(self.purposes, purpose_id, "purpose")
+
+    def recipient(self, recipient_id: str) -> Recipient:
+        return _lookup({r.id: r for r in self.recipients}, recipient_id, "recipient")
+
+    def location(self, location_id: str) -> Location:
+        return _lookup({loc.id: loc for loc in self.locations}, location_id, "location")
+
+    def cookie(self, name: str) -> Cookie:
+        """The declared cookie called ``name`` (exactly, or by its placeholder pattern)."""
+        for cookie in self.cookies:
+            if cookie.matches(name):
+                return cookie
+        raise UnknownPolicyEntry(f"the policy declares no cookie {name!r}")
+
+    def purpose_allows(self, purpose: str, category: str) -> bool:
+        """Whether the policy lets ``purpose`` use ``category`` (unknown ids: no)."""
+        entry = self.purposes.get(purpose)
+        return entry is not None and category in entry.categories
+
+    def purposes_for(self, category: str) -> tuple[str, ...]:
+        return tuple(pid for pid, p in self.purposes.items() if category in p.categories)
+
+    def is_adequate(self, country: str) -> bool:
+        """Whether personal data may go to ``country`` (EEA or an adequacy decision, P5.2)."""
+        return country in self.transfers.adequacy
+
+    def canonical_json(self) -> str:
+        data = self.model_dump(mode="json", by_alias=True)
+        return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 (hex) of the canonical JSON: identical policies, identical fingerprints."""
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
+
+
+def _lookup(entries: dict[str, _T], key: str, what: str) -> _T:
+    try:
+        return entries[key]
+    except KeyError:
+        raise UnknownPolicyEntry(f"the policy declares no {what} {key!r}") from None
+
+
+def _problems(policy: Policy) -> Iterator[tuple[str, str]]:
+    """Every way the sections disagree with each other, as (dotted path, reason)."""
+    for pid, purpose in policy.purposes.items():
+        for category in purpose.categories:
+            if category not in policy.categories:
+                yield f"purposes.{pid}.categories", f"unknown category {category!r}"
+        for channel in purpose.channels:
+            if channel not in policy.marketing.channels:
+                yield f"purposes.{pid}.channels", f"{channel!r} is not in marketing.channels"
+    for cid in policy.categories:
+        if not policy.purposes_for(cid):
+            yield f"categories.{cid}", "no purpose uses this category"
+    yield from _duplicates("recipients", [r.id for r in policy.recipients], "id")
+    yield from _duplicates("locations", [loc.id for loc in policy.locations], "id")
+    yield from _duplicates("cookies", [c.name for c in policy.cookies], "name")
+    for i, recipient in enumerate(policy.recipients):
+        for purpose_id in recipient.purposes:
+            if purpose_id not in policy.purposes:
+                yield f"recipients.{i}.purposes", f"unknown purpose {purpose_id!r}"
+        # Anonymous aggregates are not personal data; everyone else receives personal data.
+        if recipient.kind != RecipientKind.STATISTICS and not policy.is_adequate(recipient.country):
+            yield (
+                f"recipients.{i}.country",
+                _outside(recipient.kind, recipient.id, recipient.country),
+            )
+    for i, location in enumerate(policy.locations):
+        if not policy.is_adequate(location.country):
+            yield f"locations.{i}.country", _outside("location", location.id, location.country)
+    yield from _cookie_problems(policy)
+
+
+def _cookie_problems(policy: Policy) -> Iterator[tuple[str, str]]:
+    session = next((c for c in policy.cookies if c.name == SESSION_COOKIE), None)
+    if session is None:
+        yield "cookies", f"{SESSION_COOKIE!r} (the login session) must be declared"
+    elif session.category != CookieCategory.STRICTLY_NECESSARY:
+        index = policy.cookies.index(session)
+        yield f"cookies.{index}.category", f"{SESSION_COOKIE!r} must be strictly_necessary"
+    elif session.kind != CookieKind.SESSION:
+        index = policy.cookies.index(session)
+        yield f"cookies.{index}.kind", f"{SESSION_COOKIE!r} must be a session cookie"
+    for i, cookie in enumerate(policy.cookies):
+        # The cookie that remembers the choice must last exactly as long as the choice (P1.2).
+        if cookie.name == CONSENT_COOKIE and cookie.lifetime != policy.consent.lifetime:
+            yield (
+                f"cookies.{i}.lifetime",
+                f"must equal consent.lifetime ({policy.consent.lifetime})",
+            )
+
+
+def _outside(kind: str, entry_id: str, country: str) -> str:
+    return f"{kind} {entry_id!r} in country {country!r} is outside the EEA and the adequacy list"
+
+
+def _duplicates(section: str, keys: list[str], key: str) -> Iterator[tuple[str, str]]:
+    for i, value in enumerate(keys):
+        if value in keys[:i]:
+            yield f"{section}.{i}.{key}", f"{value!r} is declared twice"

@@ -1,0 +1,123 @@
+"""Builds the collaborators from settings: engine, keyring, vault and services."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import Engine, func, inspect, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from privault.access.audit import AuditLog, Event
+from privault.clock import Clock, SystemClock
+from privault.config import Settings
+from privault.db import make_engine, make_sessionmaker, migrate
+from privault.errors import PrivaultError
+from privault.notify.outbox import Mailer, Outbox
+from privault.notify.transport import MaildirTransport
+from privault.policy.model import Policy
+from privault.policy.store import PolicyStore
+from privault.service.accounts import AccountService
+from privault.service.profile import ProfileService
+from privault.vault import Keyring, KeyringError, Vault
+from privault.vault.models import SubjectKey
+
+
+class NotInitialised(PrivaultError):
+    code = "not_initialised"
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    factory: sessionmaker[Session]
+    keyring: Keyring
+    policy_version: int
+    policy: Policy
+    clock: Clock
+
+    def __post_init__(self) -> None:
+        self.vault = Vault(self.keyring, self.clock)
+        self.audit = AuditLog(self.keyring.secret("audit"), self.clock)
+        self.outbox = Outbox(self.vault, self.clock)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        with self.factory() as session, session.begin():
+            yield session
+
+    def accounts(self, session: Session, source: str = "api") -> AccountService:
+        return AccountService(
+            session,
+            self.vault,
+            self.audit,
+            self.outbox,
+            self.clock,
+            base_url=self.settings.base_url,
+            session_lifetime=timedelta(days=self.settings.session_days),
+            source=source,
+        )
+
+    def profiles(self, session: Session) -> ProfileService:
+        return ProfileService(
+            session, self.vault, self.audit, self.clock, self.policy.categories["profile"].fields
+        )
+
+    def mailer(self) -> Mailer:
+        return Mailer(
+            self.factory,
+            self.vault,
+            MaildirTransport(self.settings.maildir),
+            self.settings.mail_from,
+            self.clock,
+        )
+
+
+def prepare(settings: Settings, engine: Engine | None = None) -> Engine:
+    """Create the data folder, keyring and schema if missing; migrate an existing one."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    MaildirTransport(settings.maildir)
+    engine = engine or make_engine(settings.db_url)
+    migrate(engine)
+    if not settings.keyring_path.exists():
+        with engine.connect() as conn:
+            if conn.scalar(select(func.count()).select_from(SubjectKey)):
+                raise KeyringError(
+                    f"the database holds encrypted data but the keyring {settings.keyring_path} "
+                    "is missing; restore it from its backup"
+                )
+        Keyring.create(settings.keyring_path)
+    factory = make_sessionmaker(engine)
+    with factory() as session, session.begin():
+        store = PolicyStore(session, SystemClock())
+        if store.current() is None:
+            version = store.load_file(settings.policy_file)
+            keyring = Keyring.load(settings.keyring_path)
+            AuditLog(keyring.secret("audit")).record(
+                session, "cli", Event.POLICY_LOADED, actor="system", detail={"version": version}
+            )
+    return engine
+
+
+def open_runtime(
+    settings: Settings,
+    *,
+    factory: sessionmaker[Session] | None = None,
+    clock: Clock | None = None,
+) -> Runtime:
+    """Open an initialised data folder; refuses an exposed keyring or a missing schema."""
+    if factory is None:
+        engine = make_engine(settings.db_url)
+        if not inspect(engine).has_table("policy_versions"):
+            raise NotInitialised(
+                f"no database at {settings.db_url.split('@')[-1]}; run `privault init`"
+            )
+        factory = make_sessionmaker(engine)
+    keyring = Keyring.load(settings.keyring_path)
+    with factory() as session:
+        current = PolicyStore(session, SystemClock()).current()
+    if current is None:
+        raise NotInitialised("the database holds no policy; run `privault init`")
+    return Runtime(settings, factory, keyring, current[0], current[1], clock or SystemClock())

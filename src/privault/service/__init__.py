@@ -1,0 +1,1 @@
+"""The conference-call service: accounts, rooms, profiles."""

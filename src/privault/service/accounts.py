@@ -1,0 +1,284 @@
+"""Registration, email verification, login sessions and passwords."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from privault.access.audit import AuditLog, Event
+from privault.clock import Clock, aware
+from privault.notify.outbox import Outbox
+from privault.service import passwords
+from privault.service.errors import (
+    AccountNotFound,
+    EmailTaken,
+    InvalidCredentials,
+    SessionInvalid,
+    VerificationInvalid,
+)
+from privault.service.models import Account, EmailVerification, LoginSession
+from privault.service.rooms import RoomService
+from privault.vault import Field, Vault
+
+VERIFY_HOURS = 48
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+@dataclass(frozen=True)
+class Registration:
+    subject_id: str
+    room_id: str
+
+
+@dataclass(frozen=True)
+class AccountSummary:
+    email: str
+    display_name: str | None
+    email_verified: bool
+
+
+@dataclass(frozen=True)
+class Login:
+    subject_id: str
+    token: str
+    expires_in: timedelta
+
+
+class AccountService:
+    """Accounts. Emails are sealed under the person's key and found by blind index."""
+
+    def __init__(
+        self,
+        session: Session,
+        vault: Vault,
+        audit: AuditLog,
+        outbox: Outbox,
+        clock: Clock,
+        *,
+        base_url: str,
+        session_lifetime: timedelta,
+        source: str = "api",
+    ) -> None:
+        self.session = session
+        self.vault = vault
+        self.audit = audit
+        self.outbox = outbox
+        self.clock = clock
+        self.base_url = base_url.rstrip("/")
+        self.session_lifetime = session_lifetime
+        self.source = source
+
+    def _email_index(self, email: str) -> bytes:
+        return self.vault.blind_index("email", normalise_email(email))
+
+    def register(self, email: str, password: str, display_name: str | None = None) -> Registration:
+        """Create the subject, account and room, and queue the verification mail.
+
+        Raises ``WeakPassword`` (with the reason) or ``EmailTaken``.
+        """
+        passwords.check_strength(password, email=email)
+        index = self._email_index(email)
+        if self.session.scalar(select(Account.subject_id).where(Account.email_index == index)):
+            raise EmailTaken("an account with this email address already exists")
+        subject_id = self.vault.create_subject(self.session)
+        account = Account(
+            subject_id=subject_id,
+            email_index=index,
+            email_ct=self.vault.encrypt(
+                self.session, subject_id, Field("accounts", "email_ct", subject_id), email.strip()
+            ),
+            display_name_ct=(
+                self.vault.encrypt(
+                    self.session,
+                    subject_id,
+                    Field("accounts", "display_name_ct", subject_id),
+                    display_name,
+                )
+                if display_name
+                else None
+            ),
+            password_hash=passwords.hash_password(password),
+            created_at=self.clock.now(),
+        )
+        try:
+            with self.session.begin_nested():
+                self.session.add(account)
+        except IntegrityError:
+            # Another registration with the same address committed between our check and insert.
+            raise EmailTaken("an account with this email address already exists") from None
+        room_id = RoomService(self.session, self.vault, self.clock).create_room(subject_id)
+        self._send_verification(subject_id, email.strip(), display_name)
+        self.audit.record(
+            self.session,
+            self.source,
+            Event.ACCOUNT_REGISTERED,
+            actor=f"subject:{subject_id}",
+            subject_id=subject_id,
+            categories=["registration"],
+        )
+        return Registration(subject_id, room_id)
+
+    def _send_verification(self, subject_id: str, email: str, display_name: str | None) -> None:
+        token = secrets.token_urlsafe(32)
+        self.session.add(
+            EmailVerification(
+                token_hash=_digest(token),
+                subject_id=subject_id,
+                expires_at=self.clock.now() + timedelta(hours=VERIFY_HOURS),
+            )
+        )
+        self.outbox.enqueue(
+            self.session,
+            subject_id,
+            email,
+            "verify_email",
+            {
+                "display_name": display_name,
+                "link": f"{self.base_url}/verify-email?token={token}",
+                "hours": VERIFY_HOURS,
+            },
+        )
+
+    def verify_email(self, token: str) -> str:
+        """Mark the address verified; returns the subject id. Raises ``VerificationInvalid``."""
+        pending = self.session.get(EmailVerification, _digest(token))
+        if pending is None or aware(pending.expires_at) < self.clock.now():
+            raise VerificationInvalid("this verification link is unknown or has expired")
+        account = self.session.get(Account, pending.subject_id)
+        if account is None:
+            raise VerificationInvalid("this verification link is unknown or has expired")
+        account.email_verified_at = self.clock.now()
+        self.session.execute(
+            delete(EmailVerification).where(EmailVerification.subject_id == pending.subject_id)
+        )
+        self.audit.record(
+            self.session,
+            self.source,
+            Event.ACCOUNT_EMAIL_VERIFIED,
+            actor=f"subject:{account.subject_id}",
+            subject_id=account.subject_id,
+            categories=["registration"],
+        )
+        return account.subject_id
+
+    def login(self, email: str, password: str) -> Login:
+        """Open a session; raises ``InvalidCredentials`` without saying which part was wrong."""
+        account = self.session.scalar(
+            select(Account).where(Account.email_index == self._email_index(email))
+        )
+        if not passwords.verify_password(account.password_hash if account else None, password):
+            self.audit.record(
+                self.session,
+                self.source,
+                Event.SESSION_REFUSED,
+                actor="anonymous",
+                subject_id=account.subject_id if account else None,
+            )
+            raise InvalidCredentials("the email address or the password is wrong")
+        assert account is not None
+        if passwords.needs_rehash(account.password_hash):
+            account.password_hash = passwords.hash_password(password)
+        token = secrets.token_urlsafe(32)
+        now = self.clock.now()
+        self.session.add(
+            LoginSession(
+                token_hash=_digest(token),
+                subject_id=account.subject_id,
+                created_at=now,
+                expires_at=now + self.session_lifetime,
+            )
+        )
+        self.audit.record(
+            self.session,
+            self.source,
+            Event.SESSION_OPENED,
+            actor=f"subject:{account.subject_id}",
+            subject_id=account.subject_id,
+        )
+        return Login(account.subject_id, token, self.session_lifetime)
+
+    def authenticate(self, token: str) -> str:
+        """The subject id of a live session token; raises ``SessionInvalid``."""
+        login = self.session.get(LoginSession, _digest(token))
+        if login is None or aware(login.expires_at) <= self.clock.now():
+            raise SessionInvalid("log in first: the session is missing or has expired")
+        return login.subject_id
+
+    def logout(self, token: str) -> None:
+        login = self.session.get(LoginSession, _digest(token))
+        if login is None:
+            return
+        self.session.delete(login)
+        self.audit.record(
+            self.session,
+            self.source,
+            Event.SESSION_CLOSED,
+            actor=f"subject:{login.subject_id}",
+            subject_id=login.subject_id,
+        )
+
+    def change_password(
+        self, subject_id: str, current: str, new: str, keep_token: str | None
+    ) -> None:
+        """Replace the password and close every other session.
+
+        Raises ``InvalidCredentials`` for a wrong ``current``, ``WeakPassword`` for a weak ``new``.
+        """
+        account = self.session.get(Account, subject_id)
+        if account is None:
+            raise AccountNotFound("no such account")
+        if not passwords.verify_password(account.password_hash, current):
+            raise InvalidCredentials("the current password is wrong")
+        passwords.check_strength(new, email=self.email_of(subject_id))
+        account.password_hash = passwords.hash_password(new)
+        others = delete(LoginSession).where(LoginSession.subject_id == subject_id)
+        if keep_token is not None:
+            others = others.where(LoginSession.token_hash != _digest(keep_token))
+        self.session.execute(others)
+        self.audit.record(
+            self.session,
+            self.source,
+            Event.ACCOUNT_PASSWORD_CHANGED,
+            actor=f"subject:{subject_id}",
+            subject_id=subject_id,
+        )
+
+    def email_of(self, subject_id: str) -> str:
+        return self.summary(subject_id).email
+
+    def summary(self, subject_id: str) -> AccountSummary:
+        """The account's own data, decrypted for the account's owner."""
+        account = self.session.get(Account, subject_id)
+        if account is None:
+            raise AccountNotFound("no such account")
+        name = None
+        if account.display_name_ct is not None:
+            name = self.vault.decrypt(
+                self.session,
+                subject_id,
+                Field("accounts", "display_name_ct", subject_id),
+                account.display_name_ct,
+            )
+        return AccountSummary(
+            email=self.vault.decrypt(
+                self.session,
+                subject_id,
+                Field("accounts", "email_ct", subject_id),
+                account.email_ct,
+            ),
+            display_name=name,
+            email_verified=account.email_verified_at is not None,
+        )

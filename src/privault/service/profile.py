@@ -1,0 +1,210 @@
+"""The profile of P2.4: every field optional, each with its own visibility (P3.15)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from privault.access.audit import AuditLog, Event
+from privault.clock import Clock
+from privault.errors import InvalidInput
+from privault.service.errors import UnknownProfileField
+from privault.service.models import ProfileField
+from privault.vault import Field, Vault
+
+MAX_PICTURE_BYTES = 256 * 1024
+PICTURE_TYPES = {
+    "image/png": b"\x89PNG\r\n\x1a\n",
+    "image/jpeg": b"\xff\xd8\xff",
+    "image/webp": b"RIFF",
+}
+
+
+class Visibility(StrEnum):
+    PRIVATE = "private"
+    MEMBERS = "members"
+    PUBLIC = "public"
+
+
+def _text(limit: int) -> Callable[[str, Any], Any]:
+    def check(name: str, value: Any) -> Any:
+        if not isinstance(value, str) or not value.strip():
+            raise InvalidInput(f"profile field {name} must be non-empty text")
+        if len(value) > limit:
+            raise InvalidInput(f"profile field {name} is longer than {limit} characters")
+        return value.strip()
+
+    return check
+
+
+def _birthday(name: str, value: Any) -> Any:
+    try:
+        day = date.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        day = None
+    if day is None:
+        raise InvalidInput(f"profile field {name} must be a date like 1990-04-30")
+    if not date(1900, 1, 1) <= day <= date.today():
+        raise InvalidInput(f"profile field {name} must be between 1900-01-01 and today")
+    return day.isoformat()
+
+
+def _interests(name: str, value: Any) -> Any:
+    if not isinstance(value, list) or len(value) > 50:
+        raise InvalidInput(f"profile field {name} must be a list of at most 50 entries")
+    return [_text(100)(name, item) for item in value]
+
+
+def _pictures(name: str, value: Any) -> Any:
+    if not isinstance(value, list) or len(value) > 3:
+        raise InvalidInput(f"profile field {name} must be a list of at most 3 images")
+    for item in value:
+        kind, _, data = item.partition(";base64,") if isinstance(item, str) else ("", "", "")
+        magic = PICTURE_TYPES.get(kind.removeprefix("data:"))
+        try:
+            raw = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""
+        if magic is None or not raw.startswith(magic):
+            raise InvalidInput(f"profile field {name} takes PNG, JPEG or WebP data URLs")
+        if len(raw) > MAX_PICTURE_BYTES:
+            raise InvalidInput(f"each of {name} must be at most {MAX_PICTURE_BYTES // 1024} KiB")
+    return value
+
+
+VALIDATORS: dict[str, Callable[[str, Any], Any]] = {
+    "name": _text(200),
+    "pictures": _pictures,
+    "gender": _text(60),
+    "birthday": _birthday,
+    "relationship_status": _text(60),
+    "interests": _interests,
+    "education": _text(1000),
+    "employment": _text(1000),
+}
+
+
+@dataclass(frozen=True)
+class ProfileEntry:
+    value: Any
+    visibility: Visibility
+
+
+@dataclass(frozen=True)
+class Change:
+    """``value`` absent means keep the value; ``clear`` removes it."""
+
+    visibility: Visibility | None = None
+    value: Any = None
+    has_value: bool = False
+
+
+def _field(subject_id: str, name: str) -> Field:
+    return Field("profile_fields", "value_ct", f"{subject_id}/{name}")
+
+
+class ProfileService:
+    def __init__(
+        self, session: Session, vault: Vault, audit: AuditLog, clock: Clock, fields: Sequence[str]
+    ) -> None:
+        self.session = session
+        self.vault = vault
+        self.audit = audit
+        self.clock = clock
+        self.fields = tuple(fields)  # from the policy's "profile" category
+
+    def read(self, subject_id: str) -> dict[str, ProfileEntry]:
+        """Every profile field of the subject: unset ones as ``None`` and private."""
+        out = {name: ProfileEntry(None, Visibility.PRIVATE) for name in self.fields}
+        for row in self.session.scalars(
+            select(ProfileField).where(ProfileField.subject_id == subject_id)
+        ):
+            value = json.loads(
+                self.vault.decrypt(
+                    self.session, subject_id, _field(subject_id, row.field), row.value_ct
+                )
+            )
+            out[row.field] = ProfileEntry(value, Visibility(row.visibility))
+        return out
+
+    def update(self, subject_id: str, changes: dict[str, Change]) -> dict[str, ProfileEntry]:
+        """Apply changes; a ``None`` value clears the field. Raises ``InvalidInput`` saying why."""
+        unknown = sorted(set(changes) - set(self.fields))
+        if unknown:
+            raise UnknownProfileField(
+                f"unknown profile field {unknown[0]!r}; known: {', '.join(self.fields)}"
+            )
+        now = self.clock.now()
+        for name, change in changes.items():
+            row = self.session.get(ProfileField, (subject_id, name))
+            if change.has_value and change.value is None:
+                if row is not None:
+                    self.session.delete(row)
+                continue
+            if change.has_value:
+                sealed = self.vault.encrypt(
+                    self.session,
+                    subject_id,
+                    _field(subject_id, name),
+                    json.dumps(VALIDATORS[name](name, change.value), separators=(",", ":")),
+                )
+                if row is None:
+                    row = ProfileField(
+                        subject_id=subject_id, field=name, visibility=Visibility.PRIVATE
+                    )
+                    self.session.add(row)
+                row.value_ct = sealed
+            elif row is None:
+                raise InvalidInput(f"profile field {name} has no value to set the visibility of")
+            if change.visibility is not None:
+                row.visibility = change.visibility
+            row.updated_at = now
+        self.session.flush()
+        self.audit.record(
+            self.session,
+            "api",
+            Event.PROFILE_UPDATED,
+            actor=f"subject:{subject_id}",
+            subject_id=subject_id,
+            categories=["profile"],
+            detail={"fields": sorted(changes)},
+        )
+        return self.read(subject_id)
+
+    def import_values(self, rows: Sequence[tuple[str, str, Any, Visibility]]) -> int:
+        """The batch path: insert ``(subject_id, field, value, visibility)`` rows for unset fields.
+
+        Values are validated, sealed in one pass and written with one executemany.
+        """
+        now = self.clock.now()
+        items = []
+        for subject_id, name, value, _ in rows:
+            if name not in self.fields:
+                raise UnknownProfileField(f"unknown profile field {name!r}")
+            items.append(
+                (subject_id, _field(subject_id, name), json.dumps(VALIDATORS[name](name, value)))
+            )
+        sealed = self.vault.encrypt_many(self.session, items)
+        self.session.execute(
+            insert(ProfileField),
+            [
+                {
+                    "subject_id": s,
+                    "field": n,
+                    "value_ct": ct,
+                    "visibility": str(v),
+                    "updated_at": now,
+                }
+                for (s, n, _, v), ct in zip(rows, sealed, strict=True)
+            ],
+        )
+        return len(rows)

@@ -1,0 +1,229 @@
+"""The vault: subjects, their data keys, field encryption and blind indexes."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from privault.clock import Clock, SystemClock
+from privault.vault import crypto
+from privault.vault.errors import SubjectKeyMissing
+from privault.vault.keyring import KEY_BYTES, Keyring
+from privault.vault.models import Subject, SubjectKey
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """Where a value lives: its associated data, and the name errors use."""
+
+    table: str
+    column: str
+    row: str
+
+    @property
+    def aad(self) -> bytes:
+        return crypto.aad(self.table, self.column, self.row)
+
+    def __str__(self) -> str:
+        return f"{self.table}.{self.column}[{self.row}]"
+
+
+def _wrap_aad(subject_id: str) -> bytes:
+    return f"privault:data-key\x1f{subject_id}".encode()
+
+
+class Vault:
+    """Per-subject envelope encryption.
+
+    Each subject's 256-bit data key is wrapped with the keyring's active master
+    key and stored in ``subject_keys``; unwrapped keys are cached in memory for
+    the life of the process (bounded).
+    """
+
+    def __init__(self, keyring: Keyring, clock: Clock | None = None, cache_size: int = 50_000):
+        self.keyring = keyring
+        self.clock = clock or SystemClock()
+        self._cache: OrderedDict[str, AESGCM] = OrderedDict()
+        self._cache_size = cache_size
+        self._index_key = keyring.secret("blind_index")
+
+    # -- subjects and keys -------------------------------------------------
+
+    def create_subject(self, session: Session, kind: str = "person") -> str:
+        """Create a subject with a fresh data key; returns its id."""
+        return self.create_subjects(session, 1, kind)[0]
+
+    def create_subjects(self, session: Session, count: int, kind: str = "person") -> list[str]:
+        """Create ``count`` subjects at once (the batch path used by imports)."""
+        now = self.clock.now()
+        self.keyring.refresh()
+        master_id = self.keyring.active
+        master = AESGCM(self.keyring.master(master_id))
+        ids, subjects, keys = [], [], []
+        for _ in range(count):
+            subject_id = secrets.token_hex(16)
+            data_key = secrets.token_bytes(KEY_BYTES)
+            ids.append(subject_id)
+            subjects.append({"id": subject_id, "kind": kind, "created_at": now})
+            keys.append(
+                {
+                    "subject_id": subject_id,
+                    "master_key_id": master_id,
+                    "wrapped": crypto.seal(master, data_key, _wrap_aad(subject_id)),
+                }
+            )
+            self._remember(subject_id, AESGCM(data_key))
+        session.execute(insert(Subject), subjects)
+        session.execute(insert(SubjectKey), keys)
+        return ids
+
+    def shred(self, session: Session, subject_id: str) -> None:
+        """Destroy a subject's data key: everything sealed under it becomes unreadable."""
+        session.execute(delete(SubjectKey).where(SubjectKey.subject_id == subject_id))
+        self._cache.pop(subject_id, None)
+
+    def forget_cached_keys(self) -> None:
+        self._cache.clear()
+
+    def _remember(self, subject_id: str, cipher: AESGCM) -> None:
+        self._cache[subject_id] = cipher
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+
+    def _unwrap(self, subject_id: str, master_key_id: str, wrapped: bytes) -> AESGCM:
+        master = AESGCM(self.keyring.master(master_key_id))
+        raw = crypto.open_sealed(
+            master, wrapped, _wrap_aad(subject_id), f"subject_keys[{subject_id}]"
+        )
+        return AESGCM(raw)
+
+    def _cipher(self, session: Session, subject_id: str) -> AESGCM:
+        cipher = self._cache.get(subject_id)
+        if cipher is not None:
+            return cipher
+        row = session.execute(
+            select(SubjectKey.master_key_id, SubjectKey.wrapped).where(
+                SubjectKey.subject_id == subject_id
+            )
+        ).first()
+        if row is None:
+            raise SubjectKeyMissing(f"subject {subject_id} has no data key (erased or unknown)")
+        cipher = self._unwrap(subject_id, row.master_key_id, row.wrapped)
+        self._remember(subject_id, cipher)
+        return cipher
+
+    def _ciphers(self, session: Session, subject_ids: Iterable[str]) -> dict[str, AESGCM]:
+        """Data keys for many subjects, fetching the uncached ones in few queries."""
+        wanted = set(subject_ids)
+        found = {s: c for s in wanted if (c := self._cache.get(s)) is not None}
+        missing = sorted(wanted - found.keys())
+        for start in range(0, len(missing), 500):
+            chunk = missing[start : start + 500]
+            rows = session.execute(
+                select(SubjectKey.subject_id, SubjectKey.master_key_id, SubjectKey.wrapped).where(
+                    SubjectKey.subject_id.in_(chunk)
+                )
+            )
+            for row in rows:
+                cipher = self._unwrap(row.subject_id, row.master_key_id, row.wrapped)
+                self._remember(row.subject_id, cipher)
+                found[row.subject_id] = cipher
+        absent = wanted - found.keys()
+        if absent:
+            raise SubjectKeyMissing(
+                f"{len(absent)} subject(s) have no data key (erased or unknown)"
+            )
+        return found
+
+    # -- fields ------------------------------------------------------------
+
+    def encrypt(self, session: Session, subject_id: str, field: Field, value: str) -> bytes:
+        return crypto.seal(self._cipher(session, subject_id), value.encode(), field.aad)
+
+    def decrypt(self, session: Session, subject_id: str, field: Field, blob: bytes) -> str:
+        """Authenticate and decrypt; raises ``TamperedCiphertext`` or ``SubjectKeyMissing``."""
+        return crypto.open_sealed(
+            self._cipher(session, subject_id), blob, field.aad, str(field)
+        ).decode()
+
+    def encrypt_json(self, session: Session, subject_id: str, field: Field, value: object) -> bytes:
+        return self.encrypt(session, subject_id, field, json.dumps(value, separators=(",", ":")))
+
+    def decrypt_json(self, session: Session, subject_id: str, field: Field, blob: bytes) -> object:
+        return json.loads(self.decrypt(session, subject_id, field, blob))
+
+    def encrypt_many(
+        self, session: Session, items: Sequence[tuple[str, Field, str]]
+    ) -> list[bytes]:
+        """Encrypt ``(subject_id, field, value)`` items in one pass (the batch path)."""
+        ciphers = self._ciphers(session, (subject for subject, _, _ in items))
+        return crypto.seal_many(
+            [ciphers[subject] for subject, _, _ in items],
+            [value.encode() for _, _, value in items],
+            [field.aad for _, field, _ in items],
+        )
+
+    # -- blind indexes -----------------------------------------------------
+
+    def blind_index(self, kind: str, value: str) -> bytes:
+        """A keyed digest for equality look-ups (``kind`` separates emails from phones)."""
+        return crypto.keyed_digest(self._index_key, kind, value)
+
+    # -- master key rotation ----------------------------------------------
+
+    def rotate_master_key(
+        self, factory: sessionmaker[Session], *, purge: bool = False, batch: int = 1000
+    ) -> int:
+        """Re-wrap every data key under a new master key; the data itself is untouched.
+
+        The new key is saved to the keyring before any re-wrap, so a crash at any
+        point leaves every wrapped key readable and a rerun finishes the job.
+        The previous master key stays in the keyring until the next rotation, in
+        case a running server wrapped a new subject's key with it meanwhile (it
+        rereads the keyring when the file changes); older keys are dropped once
+        nothing refers to them. ``purge`` drops the previous key now too, for an
+        operator who knows no other process is running. Returns keys re-wrapped.
+        """
+        previous = self.keyring.active
+        new_id = self.keyring.add_master_key()
+        master = AESGCM(self.keyring.master(new_id))
+        done = 0
+        while True:
+            with factory() as session, session.begin():
+                rows = session.execute(
+                    select(SubjectKey.subject_id, SubjectKey.master_key_id, SubjectKey.wrapped)
+                    .where(SubjectKey.master_key_id != new_id)
+                    .limit(batch)
+                ).all()
+                if not rows:
+                    break
+                for row in rows:
+                    old = AESGCM(self.keyring.master(row.master_key_id))
+                    raw = crypto.open_sealed(
+                        old,
+                        row.wrapped,
+                        _wrap_aad(row.subject_id),
+                        f"subject_keys[{row.subject_id}]",
+                    )
+                    session.execute(
+                        update(SubjectKey)
+                        .where(SubjectKey.subject_id == row.subject_id)
+                        .values(
+                            master_key_id=new_id,
+                            wrapped=crypto.seal(master, raw, _wrap_aad(row.subject_id)),
+                        )
+                    )
+                done += len(rows)
+        with factory() as session:
+            in_use = set(session.scalars(select(SubjectKey.master_key_id).distinct()))
+        for key_id in list(self.keyring.master_keys):
+            if key_id != new_id and key_id not in in_use and (purge or key_id != previous):
+                self.keyring.retire(key_id)
+        return done

@@ -1,0 +1,1 @@
+"""The FastAPI app: routers per domain, templates, static files."""

@@ -1,0 +1,82 @@
+"""Registration, verification, login sessions and the caller's account."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from privault.service.rooms import RoomService
+from privault.service.schemas import (
+    LoginIn,
+    LoginOut,
+    MeOut,
+    PasswordIn,
+    RegisterIn,
+    RegisterOut,
+    VerifyIn,
+    VerifyOut,
+)
+from privault.web.deps import DB, SESSION_COOKIE, CallerDep, RuntimeDep, session_token
+
+router = APIRouter(tags=["accounts"])
+
+
+@router.post("/accounts", status_code=201, response_model=RegisterOut)
+def register(body: RegisterIn, runtime: RuntimeDep, db: DB) -> RegisterOut:
+    """Create an account with a room; a verification link goes to the address."""
+    done = runtime.accounts(db).register(str(body.email), body.password, body.display_name)
+    return RegisterOut(subject_id=done.subject_id, room_id=done.room_id)
+
+
+@router.post("/accounts/verify", response_model=VerifyOut)
+def verify(body: VerifyIn, runtime: RuntimeDep, db: DB) -> VerifyOut:
+    runtime.accounts(db).verify_email(body.token)
+    return VerifyOut(verified=True)
+
+
+@router.post("/session", response_model=LoginOut)
+def login(
+    body: LoginIn, request: Request, response: Response, runtime: RuntimeDep, db: DB
+) -> LoginOut:
+    """Log in: the token comes back in the body and as the strictly necessary session cookie."""
+    done = runtime.accounts(db).login(str(body.email), body.password)
+    response.set_cookie(
+        SESSION_COOKIE,
+        done.token,
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+    return LoginOut(token=done.token, expires_in=int(done.expires_in.total_seconds()))
+
+
+@router.delete("/session", status_code=204)
+def logout(request: Request, runtime: RuntimeDep, db: DB) -> Response:
+    token = session_token(request)
+    if token is not None:
+        runtime.accounts(db).logout(token)
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax")
+    return response
+
+
+@router.get("/me", response_model=MeOut)
+def me(caller: CallerDep, runtime: RuntimeDep, db: DB) -> MeOut:
+    accounts = runtime.accounts(db)
+    account = accounts.summary(caller.subject_id)
+    return MeOut(
+        subject_id=caller.subject_id,
+        email=account.email,
+        display_name=account.display_name,
+        room_id=RoomService(db, runtime.vault, runtime.clock).room_id_of(caller.subject_id),
+        email_verified=account.email_verified,
+    )
+
+
+@router.put("/me/password", status_code=204)
+def change_password(body: PasswordIn, caller: CallerDep, runtime: RuntimeDep, db: DB) -> Response:
+    """Change the password; every other session of the account is closed."""
+    runtime.accounts(db).change_password(
+        caller.subject_id, body.current_password, body.new_password, keep_token=caller.token
+    )
+    return Response(status_code=204)

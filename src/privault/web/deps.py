@@ -1,0 +1,56 @@
+"""Request-scoped collaborators: the runtime, a transaction, the logged-in subject."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from privault.runtime import Runtime
+from privault.service.errors import SessionInvalid
+
+SESSION_COOKIE = "privault_session"
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_db(runtime: RuntimeDep) -> Iterator[Session]:
+    """One transaction per request, committed before the response is sent."""
+    with runtime.transaction() as session:
+        yield session
+
+
+DB = Annotated[Session, Depends(get_db, scope="function")]
+
+
+def session_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return request.cookies.get(SESSION_COOKIE) or None
+
+
+@dataclass(frozen=True)
+class Caller:
+    subject_id: str
+    token: str
+
+
+def get_caller(request: Request, runtime: RuntimeDep, db: DB) -> Caller:
+    token = session_token(request)
+    if token is None:
+        raise SessionInvalid("log in first: send the session cookie or a bearer token")
+    return Caller(runtime.accounts(db).authenticate(token), token)
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]

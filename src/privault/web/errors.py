@@ -1,0 +1,105 @@
+"""One table from errors to HTTP status and the JSON error shape ``{"error", "detail"}``."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from privault.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotAuthenticated,
+    NotFound,
+    PrivaultError,
+)
+from privault.vault import VaultError
+
+log = logging.getLogger("privault.web")
+
+STATUS: list[tuple[type[PrivaultError], int]] = [
+    (NotAuthenticated, 401),
+    (Forbidden, 403),
+    (NotFound, 404),
+    (Conflict, 409),
+    (InvalidInput, 422),
+    (VaultError, 500),
+]
+
+HTTP_CODES = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+}
+
+
+def error(status: int, code: str, detail: str) -> JSONResponse:
+    return JSONResponse({"error": code, "detail": detail}, status_code=status)
+
+
+def _status_of(exc: PrivaultError) -> int:
+    for kind, status in STATUS:
+        if isinstance(exc, kind):
+            return status
+    return 400
+
+
+def _describe(exc: RequestValidationError) -> tuple[int, str, str]:
+    """The first problem, naming where it is; never the submitted value."""
+    errors = exc.errors()
+    first = errors[0] if errors else {}
+    if first.get("type") == "json_invalid":
+        return 400, "malformed_json", "the request body is not valid JSON"
+    loc = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "body"
+    kind = first.get("type", "")
+    if kind == "extra_forbidden":
+        message = "is not a known field"
+    elif kind == "missing":
+        message = "is required"
+    else:
+        message = str(first.get("msg", "is invalid")).removeprefix("Value error, ")
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return 422, "invalid_request", f"{loc}: {message}{more}"
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(PrivaultError)
+    async def _domain(_: Request, exc: PrivaultError) -> JSONResponse:
+        status = _status_of(exc)
+        if status >= 500:
+            log.error("request failed: %s", exc.code)
+            return error(
+                status,
+                exc.code,
+                "a stored value failed its integrity check; the operators have been alerted",
+            )
+        return error(status, exc.code, exc.detail)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return error(*_describe(exc))
+
+    @app.exception_handler(HTTPException)
+    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+        code = HTTP_CODES.get(exc.status_code, "error")
+        return error(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        # The message may quote SQL parameters or input; log the type and the stack only.
+        log.error(
+            "unexpected %s at\n%s",
+            type(exc).__name__,
+            "".join(traceback.format_tb(exc.__traceback__)),
+        )
+        return error(500, "internal_error", "something went wrong on our side")

@@ -1,0 +1,44 @@
+"""The sweep loop that runs inside `privault serve` (and later `privault worker`)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from privault.runtime import Runtime
+
+log = logging.getLogger("privault.worker")
+
+
+class Worker:
+    """Runs each sweep once per ``interval`` seconds on a daemon thread until stopped."""
+
+    def __init__(self, runtime: Runtime, interval: float = 5.0) -> None:
+        self.runtime = runtime
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="privault-worker", daemon=True)
+
+    def sweep_once(self) -> int:
+        return self.runtime.mailer().deliver_pending()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                sent = self.sweep_once()
+            except (SQLAlchemyError, OSError) as exc:
+                # A locked or unreachable database: the next round retries; nothing is lost.
+                log.warning("sweep failed: %s", type(exc).__name__)
+            else:
+                if sent:
+                    log.info("outbox: %d mail(s) sent", sent)
+            self._stop.wait(self.interval)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
