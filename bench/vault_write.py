@@ -19,7 +19,8 @@ from datetime import UTC, datetime
 from sqlalchemy import text
 
 from common import backends, data_folder
-from privault.db import make_engine
+from privault.db import bind_value, make_engine
+from privault.service.models import ProfileField
 from privault.runtime import open_runtime, prepare
 from privault.service.profile import Visibility
 
@@ -56,8 +57,10 @@ def run(backend: str) -> float:
                     "PRIMARY KEY (subject_id, field))"
                 )
             )
-        now = datetime.now(UTC)
-        plain = [(s, f, v, str(vis), now) for s, f, v, vis in rows]
+        # The same timestamp value the vault path hands the driver, so only sealing differs.
+        with runtime.transaction() as session:
+            stamp = bind_value(session, ProfileField.__table__, "updated_at", datetime.now(UTC))
+        plain = [(s, f, v, str(vis), stamp) for s, f, v, vis in rows]
         marker = "?" if backend == "sqlite" else "%s"
         sql = f"INSERT INTO bench_plain VALUES ({', '.join([marker] * 5)})"
         raw = make_engine(settings.db_url).raw_connection()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -12,7 +12,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, Engine, MetaData, create_engine, event, text
+from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, event, text
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -74,6 +74,30 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session whose work commits at the end, or rolls back on error."""
     with factory() as session, session.begin():
         yield session
+
+
+def insert_rows(session: Session, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+    """Insert many rows with one DB-API executemany, bypassing per-row statement processing.
+
+    Values must be ready for the driver: use ``bind_value`` for types with a
+    bind processor (SQLite stores datetimes as text).
+    """
+    if not rows:
+        return
+    dialect = session.get_bind().dialect
+    marker = "?" if dialect.paramstyle == "qmark" else "%s"
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) "
+        f"VALUES ({', '.join([marker] * len(columns))})"
+    )
+    session.connection().exec_driver_sql(sql, rows)
+
+
+def bind_value(session: Session, table: Table, column: str, value: Any) -> Any:
+    """``value`` as the driver needs it for ``table.column``."""
+    dialect = session.get_bind().dialect
+    processor = table.c[column].type.dialect_impl(dialect).bind_processor(dialect)
+    return processor(value) if processor else value
 
 
 def is_postgres(bind: Session | Connection | Engine) -> bool:

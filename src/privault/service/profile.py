@@ -11,11 +11,12 @@ from datetime import date
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from privault.access.audit import AuditLog, Event
 from privault.clock import Clock
+from privault.db import bind_value, insert_rows
 from privault.errors import InvalidInput
 from privault.service.errors import UnknownProfileField
 from privault.service.models import ProfileField
@@ -185,7 +186,8 @@ class ProfileService:
 
         Values are validated, sealed in one pass and written with one executemany.
         """
-        now = self.clock.now()
+        table = ProfileField.__table__
+        stamp = bind_value(self.session, table, "updated_at", self.clock.now())
         items = []
         for subject_id, name, value, _ in rows:
             if name not in self.fields:
@@ -194,17 +196,10 @@ class ProfileService:
                 (subject_id, _field(subject_id, name), json.dumps(VALIDATORS[name](name, value)))
             )
         sealed = self.vault.encrypt_many(self.session, items)
-        self.session.execute(
-            insert(ProfileField),
-            [
-                {
-                    "subject_id": s,
-                    "field": n,
-                    "value_ct": ct,
-                    "visibility": str(v),
-                    "updated_at": now,
-                }
-                for (s, n, _, v), ct in zip(rows, sealed, strict=True)
-            ],
+        insert_rows(
+            self.session,
+            table,
+            ("subject_id", "field", "value_ct", "visibility", "updated_at"),
+            [(s, n, ct, str(v), stamp) for (s, n, _, v), ct in zip(rows, sealed, strict=True)],
         )
         return len(rows)

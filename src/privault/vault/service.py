@@ -6,7 +6,7 @@ import json
 import secrets
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import delete, insert, select, update
@@ -19,9 +19,11 @@ from privault.vault.keyring import KEY_BYTES, Keyring
 from privault.vault.models import Subject, SubjectKey
 
 
-@dataclass(frozen=True, slots=True)
-class Field:
-    """Where a value lives: its associated data, and the name errors use."""
+class Field(NamedTuple):
+    """Where a value lives: its associated data, and the name errors use.
+
+    A named tuple, not a dataclass: the batch path builds one per value.
+    """
 
     table: str
     column: str
