@@ -20,8 +20,8 @@ from sqlalchemy import text
 
 from common import backends, data_folder
 from privault.db import bind_value, make_engine
-from privault.service.models import ProfileField
 from privault.runtime import open_runtime, prepare
+from privault.service.models import ProfileField
 from privault.service.profile import Visibility
 
 ROWS = 200_000
@@ -59,7 +59,7 @@ def run(backend: str) -> float:
             )
         # The same timestamp value the vault path hands the driver, so only sealing differs.
         with runtime.transaction() as session:
-            stamp = bind_value(session, ProfileField.__table__, "updated_at", datetime.now(UTC))
+            stamp = bind_value(session, ProfileField, "updated_at", datetime.now(UTC))
         plain = [(s, f, v, str(vis), stamp) for s, f, v, vis in rows]
         marker = "?" if backend == "sqlite" else "%s"
         sql = f"INSERT INTO bench_plain VALUES ({', '.join([marker] * 5)})"

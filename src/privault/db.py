@@ -7,7 +7,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
@@ -76,7 +76,13 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         yield session
 
 
-def insert_rows(session: Session, table: Table, columns: Sequence[str], rows: list[tuple[Any, ...]]) -> None:
+def _table(model: type[Base]) -> Table:
+    return cast(Table, model.__table__)
+
+
+def insert_rows(
+    session: Session, model: type[Base], columns: Sequence[str], rows: list[tuple[Any, ...]]
+) -> None:
     """Insert many rows with one DB-API executemany, bypassing per-row statement processing.
 
     Values must be ready for the driver: use ``bind_value`` for types with a
@@ -86,17 +92,21 @@ def insert_rows(session: Session, table: Table, columns: Sequence[str], rows: li
         return
     dialect = session.get_bind().dialect
     marker = "?" if dialect.paramstyle == "qmark" else "%s"
+    table = _table(model)
+    unknown = set(columns) - set(table.c.keys())
+    if unknown:
+        raise LookupError(f"{table.name} has no column(s) {sorted(unknown)}")
     sql = (
-        f"INSERT INTO {table.name} ({', '.join(columns)}) "
+        f"INSERT INTO {table.name} ({', '.join(columns)}) "  # noqa: S608 - names from the model
         f"VALUES ({', '.join([marker] * len(columns))})"
     )
     session.connection().exec_driver_sql(sql, rows)
 
 
-def bind_value(session: Session, table: Table, column: str, value: Any) -> Any:
-    """``value`` as the driver needs it for ``table.column``."""
+def bind_value(session: Session, model: type[Base], column: str, value: Any) -> Any:
+    """``value`` as the driver needs it for ``model.column``."""
     dialect = session.get_bind().dialect
-    processor = table.c[column].type.dialect_impl(dialect).bind_processor(dialect)
+    processor = _table(model).c[column].type.dialect_impl(dialect).bind_processor(dialect)
     return processor(value) if processor else value
 
 

@@ -186,8 +186,7 @@ class ProfileService:
 
         Values are validated, sealed in one pass and written with one executemany.
         """
-        table = ProfileField.__table__
-        stamp = bind_value(self.session, table, "updated_at", self.clock.now())
+        stamp = bind_value(self.session, ProfileField, "updated_at", self.clock.now())
         items = []
         for subject_id, name, value, _ in rows:
             if name not in self.fields:
@@ -198,7 +197,7 @@ class ProfileService:
         sealed = self.vault.encrypt_many(self.session, items)
         insert_rows(
             self.session,
-            table,
+            ProfileField,
             ("subject_id", "field", "value_ct", "visibility", "updated_at"),
             [(s, n, ct, str(v), stamp) for (s, n, _, v), ct in zip(rows, sealed, strict=True)],
         )
