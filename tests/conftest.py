@@ -50,7 +50,10 @@ class Database:
             self.url = _pg_schema_url(self.schema)
 
     def settings(self, folder: Path) -> Settings:
-        return Settings(data_dir=folder, database_url=self.url)
+        # Still Argon2id, at a cost that keeps hundreds of test logins quick.
+        return Settings(
+            data_dir=folder, database_url=self.url, argon2_time_cost=1, argon2_memory_kib=8192
+        )
 
     def drop(self) -> None:
         if self.backend == "postgresql":

@@ -39,6 +39,12 @@ class Settings(BaseSettings):
         default=1024 * 1024, ge=1024, description="Largest request body accepted, in bytes."
     )
     session_days: int = Field(default=14, ge=1, le=365, description="Lifetime of a login session.")
+    argon2_time_cost: int = Field(
+        default=3, ge=1, le=20, description="Argon2id passes over memory when hashing a password."
+    )
+    argon2_memory_kib: int = Field(
+        default=65536, ge=1024, description="Argon2id memory per password hash, in KiB."
+    )
     log_json: bool = Field(default=False, description="Write logs as JSON lines.")
     mail_from: str = Field(
         default="Kallu <no-reply@kallu.cc>", description="From address of mail the service sends."

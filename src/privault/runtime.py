@@ -20,6 +20,7 @@ from privault.notify.transport import MaildirTransport
 from privault.policy.model import Policy
 from privault.policy.store import PolicyStore
 from privault.service.accounts import AccountService
+from privault.service.passwords import Passwords
 from privault.service.profile import ProfileService
 from privault.vault import Keyring, KeyringError, Vault
 from privault.vault.models import SubjectKey
@@ -42,6 +43,7 @@ class Runtime:
         self.vault = Vault(self.keyring, self.clock)
         self.audit = AuditLog(self.keyring.secret("audit"), self.clock)
         self.outbox = Outbox(self.vault, self.clock)
+        self.passwords = Passwords(self.settings.argon2_time_cost, self.settings.argon2_memory_kib)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -55,6 +57,7 @@ class Runtime:
             self.audit,
             self.outbox,
             self.clock,
+            self.passwords,
             base_url=self.settings.base_url,
             session_lifetime=timedelta(days=self.settings.session_days),
             source=source,

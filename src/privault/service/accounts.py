@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from privault.access.audit import AuditLog, Event
 from privault.clock import Clock, aware
 from privault.notify.outbox import Outbox
-from privault.service import passwords
+from privault.service.passwords import Passwords, check_strength
 from privault.service.errors import (
     AccountNotFound,
     EmailTaken,
@@ -67,6 +67,7 @@ class AccountService:
         audit: AuditLog,
         outbox: Outbox,
         clock: Clock,
+        passwords: Passwords,
         *,
         base_url: str,
         session_lifetime: timedelta,
@@ -77,6 +78,7 @@ class AccountService:
         self.audit = audit
         self.outbox = outbox
         self.clock = clock
+        self.passwords = passwords
         self.base_url = base_url.rstrip("/")
         self.session_lifetime = session_lifetime
         self.source = source
@@ -89,7 +91,7 @@ class AccountService:
 
         Raises ``WeakPassword`` (with the reason) or ``EmailTaken``.
         """
-        passwords.check_strength(password, email=email)
+        check_strength(password, email=email)
         index = self._email_index(email)
         if self.session.scalar(select(Account.subject_id).where(Account.email_index == index)):
             raise EmailTaken("an account with this email address already exists")
@@ -110,7 +112,7 @@ class AccountService:
                 if display_name
                 else None
             ),
-            password_hash=passwords.hash_password(password),
+            password_hash=self.passwords.hash(password),
             created_at=self.clock.now(),
         )
         try:
@@ -179,7 +181,7 @@ class AccountService:
         account = self.session.scalar(
             select(Account).where(Account.email_index == self._email_index(email))
         )
-        if not passwords.verify_password(account.password_hash if account else None, password):
+        if not self.passwords.verify(account.password_hash if account else None, password):
             self.audit.record(
                 self.session,
                 self.source,
@@ -189,8 +191,8 @@ class AccountService:
             )
             raise InvalidCredentials("the email address or the password is wrong")
         assert account is not None
-        if passwords.needs_rehash(account.password_hash):
-            account.password_hash = passwords.hash_password(password)
+        if self.passwords.needs_rehash(account.password_hash):
+            account.password_hash = self.passwords.hash(password)
         token = secrets.token_urlsafe(32)
         now = self.clock.now()
         self.session.add(
@@ -240,10 +242,10 @@ class AccountService:
         account = self.session.get(Account, subject_id)
         if account is None:
             raise AccountNotFound("no such account")
-        if not passwords.verify_password(account.password_hash, current):
+        if not self.passwords.verify(account.password_hash, current):
             raise InvalidCredentials("the current password is wrong")
-        passwords.check_strength(new, email=self.email_of(subject_id))
-        account.password_hash = passwords.hash_password(new)
+        check_strength(new, email=self.email_of(subject_id))
+        account.password_hash = self.passwords.hash(new)
         others = delete(LoginSession).where(LoginSession.subject_id == subject_id)
         if keep_token is not None:
             others = others.where(LoginSession.token_hash != _digest(keep_token))

@@ -45,10 +45,6 @@ COMMON = frozenset(
     }
 )
 
-_hasher = PasswordHasher()  # Argon2id with the library's current recommended parameters
-# A hash to verify against when the account does not exist, so timing does not tell.
-_DUMMY = _hasher.hash("privault-dummy-password")
-
 
 def check_strength(password: str, *, email: str = "") -> None:
     """Raise ``WeakPassword`` saying why the password is refused."""
@@ -65,17 +61,23 @@ def check_strength(password: str, *, email: str = "") -> None:
         raise WeakPassword("password must not contain the email address")
 
 
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+class Passwords:
+    """Argon2id hashing. The cost comes from the settings; the defaults are RFC 9106's second choice."""
 
+    def __init__(self, time_cost: int = 3, memory_kib: int = 65536) -> None:
+        self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=4)
+        # Verified against when an account does not exist, so timing does not tell.
+        self._dummy = self._hasher.hash("privault-dummy-password")
 
-def verify_password(stored: str | None, password: str) -> bool:
-    """Constant-effort check: an unknown account still costs one Argon2 verification."""
-    try:
-        return _hasher.verify(stored or _DUMMY, password) and stored is not None
-    except (VerificationError, InvalidHashError):
-        return False
+    def hash(self, password: str) -> str:
+        return self._hasher.hash(password)
 
+    def verify(self, stored: str | None, password: str) -> bool:
+        """Constant-effort check: an unknown account still costs one Argon2 verification."""
+        try:
+            return self._hasher.verify(stored or self._dummy, password) and stored is not None
+        except (VerificationError, InvalidHashError):
+            return False
 
-def needs_rehash(stored: str) -> bool:
-    return _hasher.check_needs_rehash(stored)
+    def needs_rehash(self, stored: str) -> bool:
+        return self._hasher.check_needs_rehash(stored)

@@ -1,0 +1,133 @@
+"""Personal data never lies in plaintext at rest, nor in the logs (P7.1, P7.5, P2.3)."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+
+from privault.config import Settings
+from privault.db import make_engine
+from privault.runtime import open_runtime, prepare
+from privault.web.app import create_app
+
+PEOPLE = 50
+
+
+def _marker(kind: str) -> str:
+    return f"mk{kind}{secrets.token_hex(6)}"
+
+
+def _register_everyone(client: TestClient) -> list[str]:
+    """Register, log in and fill the profile of PEOPLE people; returns every marker used."""
+    markers: list[str] = []
+    for _ in range(PEOPLE):
+        email_local, name, password = _marker("em"), _marker("nm"), _marker("pw")
+        fields = {k: _marker(k[:2]) for k in ("gender", "education", "employment")}
+        interest = _marker("in")
+        markers += [email_local, name, password, interest, *fields.values()]
+        email = f"{email_local}@example.com"
+        assert (
+            client.post(
+                "/api/v1/accounts",
+                json={"email": email, "password": password, "display_name": name},
+            ).status_code
+            == 201
+        )
+        login = client.post("/api/v1/session", json={"email": email, "password": password})
+        assert login.status_code == 200
+        auth = {"Authorization": f"Bearer {login.json()['token']}"}
+        patch = {k: {"value": v, "visibility": "members"} for k, v in fields.items()}
+        patch["name"] = {"value": name}
+        patch["interests"] = {"value": [interest]}
+        assert client.patch("/api/v1/me/profile", json=patch, headers=auth).status_code == 200
+        # A failed login with the real address must not leak it either.
+        assert (
+            client.post(
+                "/api/v1/session", json={"email": email, "password": password + "x"}
+            ).status_code
+            == 401
+        )
+    return markers
+
+
+def _sqlite_bytes(settings: Settings) -> bytes:
+    folder = settings.data_dir
+    return b"".join(
+        path.read_bytes()
+        for path in sorted(folder.glob("privault.db*")) + [folder / "keyring.json"]
+        if path.exists()
+    )
+
+
+def _postgres_values(engine: Engine) -> Iterator[bytes]:
+    with engine.connect() as conn:
+        columns = conn.execute(
+            text(
+                "SELECT table_name, column_name FROM information_schema.columns "
+                "WHERE table_schema = current_schema() "
+                "AND data_type IN ('text', 'character varying', 'bytea', 'json', 'jsonb')"
+            )
+        ).all()
+        assert columns, "no columns found in the test schema"
+        for table, column in columns:
+            for (value,) in conn.execute(text(f'SELECT "{column}" FROM "{table}"')):  # noqa: S608
+                if value is None:
+                    continue
+                yield bytes(value) if isinstance(value, bytes | memoryview) else str(value).encode()
+
+
+def _found(markers: list[str], haystack: bytes) -> list[str]:
+    lower = haystack.lower()
+    return [m for m in markers if m.encode() in haystack or m.lower().encode() in lower]
+
+
+@pytest.fixture
+def served(fresh_settings: Settings) -> Iterator[tuple[Settings, TestClient]]:
+    prepare(fresh_settings).dispose()
+    runtime = open_runtime(fresh_settings)
+    with TestClient(create_app(runtime)) as client:
+        yield fresh_settings, client
+    runtime.factory.kw["bind"].dispose()
+
+
+def test_p7_1_no_personal_data_in_plaintext_at_rest_or_in_logs(
+    served: tuple[Settings, TestClient], caplog: pytest.LogCaptureFixture, backend: str
+) -> None:
+    settings, client = served
+    caplog.set_level(logging.DEBUG)
+    markers = _register_everyone(client)
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    assert runtime.mailer().deliver_pending() == PEOPLE
+
+    if backend == "sqlite":
+        runtime.factory.kw["bind"].dispose()  # flush nothing pending, release the files
+        stored = _sqlite_bytes(settings)
+        assert len(stored) > 100_000
+    else:
+        engine = make_engine(settings.db_url)
+        stored = b"\n".join(_postgres_values(engine))
+        engine.dispose()
+    assert _found(markers, stored) == []
+    assert _found(markers, caplog.text.encode()) == []
+
+
+def test_p7_1_the_scan_would_see_plaintext(
+    served: tuple[Settings, TestClient], backend: str
+) -> None:
+    """The scan above is not blind: a plaintext marker written to a table is found."""
+    settings, client = served
+    marker = _marker("control")
+    engine = make_engine(settings.db_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE access_log SET actor = :m WHERE seq = 1"), {"m": marker})
+    if backend == "sqlite":
+        engine.dispose()
+        assert _found([marker], _sqlite_bytes(settings)) == [marker]
+    else:
+        assert _found([marker], b"\n".join(_postgres_values(engine))) == [marker]
+        engine.dispose()
