@@ -59,7 +59,7 @@ def _sqlite_bytes(settings: Settings) -> bytes:
     folder = settings.data_dir
     return b"".join(
         path.read_bytes()
-        for path in sorted(folder.glob("privault.db*")) + [folder / "keyring.json"]
+        for path in [*sorted(folder.glob("privault.db*")), folder / "keyring.json"]
         if path.exists()
     )
 
@@ -120,7 +120,7 @@ def test_p7_1_the_scan_would_see_plaintext(
     served: tuple[Settings, TestClient], backend: str
 ) -> None:
     """The scan above is not blind: a plaintext marker written to a table is found."""
-    settings, client = served
+    settings, _ = served
     marker = _marker("control")
     engine = make_engine(settings.db_url)
     with engine.begin() as conn:

@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session
 from privault.access.audit import AuditLog, Event
 from privault.clock import Clock, aware
 from privault.notify.outbox import Outbox
-from privault.service.passwords import Passwords, check_strength
 from privault.service.errors import (
     AccountNotFound,
     EmailTaken,
@@ -23,6 +22,7 @@ from privault.service.errors import (
     VerificationInvalid,
 )
 from privault.service.models import Account, EmailVerification, LoginSession
+from privault.service.passwords import Passwords, check_strength
 from privault.service.rooms import RoomService
 from privault.vault import Field, Vault
 

@@ -62,7 +62,7 @@ def check_strength(password: str, *, email: str = "") -> None:
 
 
 class Passwords:
-    """Argon2id hashing. The cost comes from the settings; the defaults are RFC 9106's second choice."""
+    """Argon2id hashing; the cost comes from the settings (defaults: RFC 9106's second choice)."""
 
     def __init__(self, time_cost: int = 3, memory_kib: int = 65536) -> None:
         self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=4)
