@@ -3,9 +3,7 @@
 from privault.policy.errors import PolicyError, UnknownPolicyEntry
 from privault.policy.loader import build_policy, describe, load_policy, parse_policy
 from privault.policy.model import (
-    ACCOUNT,
     CONSENT_COOKIE,
-    ISO_COUNTRIES,
     SESSION_COOKIE,
     Category,
     Channel,
@@ -14,7 +12,6 @@ from privault.policy.model import (
     Cookie,
     CookieCategory,
     CookieKind,
-    Duration,
     LegalBasis,
     Location,
     LocationRole,
@@ -33,6 +30,7 @@ from privault.policy.model import (
     Sensitivity,
     Transfers,
 )
+from privault.policy.types import ACCOUNT, ISO_COUNTRIES, Duration
 
 __all__ = [
     "ACCOUNT",
