@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import sqlite3
 import zlib
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, event, text
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -69,13 +67,6 @@ def make_sessionmaker(bind: Engine | Connection) -> sessionmaker[Session]:
     return sessionmaker(bind=bind, expire_on_commit=False, join_transaction_mode="create_savepoint")
 
 
-@contextmanager
-def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """A session whose work commits at the end, or rolls back on error."""
-    with factory() as session, session.begin():
-        yield session
-
-
 def _table(model: type[Base]) -> Table:
     return cast(Table, model.__table__)
 
@@ -110,12 +101,8 @@ def bind_value(session: Session, model: type[Base], column: str, value: Any) -> 
     return processor(value) if processor else value
 
 
-def is_postgres(bind: Session | Connection | Engine) -> bool:
-    return (
-        bind.get_bind().dialect.name == "postgresql"
-        if isinstance(bind, Session)
-        else (bind.dialect.name == "postgresql")
-    )
+def is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
 
 
 def advisory_lock(session: Session, name: str) -> None:
@@ -140,8 +127,3 @@ def migrate(engine: Engine) -> None:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": zlib.crc32(b"migrate")})
         command.upgrade(alembic_config(conn), "head")
-
-
-def current_revision(engine: Engine) -> str | None:
-    with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
