@@ -5,6 +5,8 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
+from httpx2 import Response
+
 from privault.runtime import Runtime
 
 
@@ -34,3 +36,15 @@ def register(runtime: Runtime, name: str, password: str | None = None) -> Person
         done = accounts.register(email, password, name.title())
         login = accounts.login(email, password)
     return Person(done.subject_id, email, password, done.room_id, login.token)
+
+
+def api_error(response: Response, status: int, code: str | None = None) -> str:
+    """Check the JSON error shape of DEVELOPERS.md (only ``error`` and ``detail``); the detail."""
+    assert response.status_code == status, (response.status_code, response.text)
+    body = response.json()
+    assert isinstance(body, dict) and set(body) == {"error", "detail"}, body
+    assert isinstance(body["error"], str) and body["error"], body
+    assert isinstance(body["detail"], str) and body["detail"], body
+    if code is not None:
+        assert body["error"] == code, body
+    return body["detail"]

@@ -92,7 +92,7 @@ def served(fresh_settings: Settings) -> Iterator[tuple[Settings, TestClient]]:
     runtime = open_runtime(fresh_settings)
     with TestClient(create_app(runtime)) as client:
         yield fresh_settings, client
-    runtime.factory.kw["bind"].dispose()
+    runtime.close()
 
 
 def test_p7_1_no_personal_data_in_plaintext_at_rest_or_in_logs(
@@ -105,7 +105,7 @@ def test_p7_1_no_personal_data_in_plaintext_at_rest_or_in_logs(
     assert runtime.mailer().deliver_pending() == PEOPLE
 
     if backend == "sqlite":
-        runtime.factory.kw["bind"].dispose()  # flush nothing pending, release the files
+        runtime.close()
         stored = _sqlite_bytes(settings)
         assert len(stored) > 100_000
     else:

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from fastapi import FastAPI
 from pydantic import ValidationError
 from rich.console import Console
 
@@ -20,8 +19,6 @@ from privault.errors import PrivaultError
 from privault.logs import configure
 from privault.policy.loader import load_policy
 from privault.runtime import Runtime, open_runtime, prepare
-from privault.web.app import create_app
-from privault.worker import Worker
 
 app = typer.Typer(
     help="Privault: the personal-data platform of the conference-call service.",
@@ -66,11 +63,15 @@ def init() -> None:
 
 
 def _serve(rt: Runtime, host: str, port: int, worker: bool) -> None:
+    # Imported here: the web stack is half of the start-up time of every other command.
     import uvicorn
 
+    from privault.web.app import create_app
+    from privault.worker import Worker
+
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        sweeper = Worker(rt) if worker else None
+    async def lifespan(_: object) -> AsyncIterator[None]:
+        sweeper = Worker(rt, rt.settings.worker_interval) if worker else None
         if sweeper:
             sweeper.start()
         yield

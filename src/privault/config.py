@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     argon2_memory_kib: int = Field(
         default=65536, ge=1024, description="Argon2id memory per password hash, in KiB."
     )
+    worker_interval: float = Field(
+        default=5.0, gt=0, le=3600, description="Seconds between two rounds of the sweeps."
+    )
     log_json: bool = Field(default=False, description="Write logs as JSON lines.")
     mail_from: str = Field(
         default="Kallu <no-reply@kallu.cc>", description="From address of mail the service sends."

@@ -11,6 +11,7 @@ from sqlalchemy import Engine, func, inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from privault.access.audit import AuditLog, Event
+from privault.access.models import AccessLogEntry
 from privault.clock import Clock, SystemClock
 from privault.config import Settings
 from privault.db import make_engine, make_sessionmaker, migrate
@@ -68,6 +69,12 @@ class Runtime:
             session, self.vault, self.audit, self.clock, self.policy.categories["profile"].fields
         )
 
+    def close(self) -> None:
+        """Release the database connections this runtime opened."""
+        bind = self.factory.kw.get("bind")
+        if isinstance(bind, Engine):
+            bind.dispose()
+
     def mailer(self) -> Mailer:
         return Mailer(
             self.factory,
@@ -86,9 +93,14 @@ def prepare(settings: Settings, engine: Engine | None = None) -> Engine:
     migrate(engine)
     if not settings.keyring_path.exists():
         with engine.connect() as conn:
-            if conn.scalar(select(func.count()).select_from(SubjectKey)):
+            # Wrapped data keys or an access log chained with the old keyring's key:
+            # a new keyring would make them unreadable, so it must be restored instead.
+            if any(
+                conn.scalar(select(func.count()).select_from(table))
+                for table in (SubjectKey, AccessLogEntry)
+            ):
                 raise KeyringError(
-                    f"the database holds encrypted data but the keyring {settings.keyring_path} "
+                    f"the database holds data sealed with a keyring, but {settings.keyring_path} "
                     "is missing; restore it from its backup"
                 )
         Keyring.create(settings.keyring_path)

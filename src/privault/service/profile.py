@@ -23,10 +23,11 @@ from privault.service.models import ProfileField
 from privault.vault import Field, Vault
 
 MAX_PICTURE_BYTES = 256 * 1024
-PICTURE_TYPES = {
-    "image/png": b"\x89PNG\r\n\x1a\n",
-    "image/jpeg": b"\xff\xd8\xff",
-    "image/webp": b"RIFF",
+# Data URL prefix -> (offset, bytes) signatures; WebP is a RIFF container tagged WEBP.
+PICTURE_TYPES: dict[str, tuple[tuple[int, bytes], ...]] = {
+    "data:image/png": ((0, b"\x89PNG\r\n\x1a\n"),),
+    "data:image/jpeg": ((0, b"\xff\xd8\xff"),),
+    "data:image/webp": ((0, b"RIFF"), (8, b"WEBP")),
 }
 
 
@@ -70,12 +71,12 @@ def _pictures(name: str, value: Any) -> Any:
         raise InvalidInput(f"profile field {name} must be a list of at most 3 images")
     for item in value:
         kind, _, data = item.partition(";base64,") if isinstance(item, str) else ("", "", "")
-        magic = PICTURE_TYPES.get(kind.removeprefix("data:"))
+        signature = PICTURE_TYPES.get(kind)
         try:
             raw = base64.b64decode(data, validate=True)
         except (binascii.Error, ValueError):
             raw = b""
-        if magic is None or not raw.startswith(magic):
+        if signature is None or any(raw[at : at + len(m)] != m for at, m in signature):
             raise InvalidInput(f"profile field {name} takes PNG, JPEG or WebP data URLs")
         if len(raw) > MAX_PICTURE_BYTES:
             raise InvalidInput(f"each of {name} must be at most {MAX_PICTURE_BYTES // 1024} KiB")

@@ -28,12 +28,13 @@ def _b64(raw: bytes) -> str:
 
 
 def _unb64(text: str, what: str) -> bytes:
+    """``what`` names the file and the entry, e.g. ``var/keyring.json: entry secrets.audit``."""
     try:
         raw = base64.b64decode(text, validate=True)
     except (ValueError, TypeError) as exc:
-        raise KeyringError(f"keyring entry {what} is not base64") from exc
+        raise KeyringError(f"keyring {what} is not base64") from exc
     if len(raw) != KEY_BYTES:
-        raise KeyringError(f"keyring entry {what} is not {KEY_BYTES} bytes")
+        raise KeyringError(f"keyring {what} is not {KEY_BYTES} bytes")
     return raw
 
 
@@ -61,9 +62,7 @@ class Keyring:
 
     @classmethod
     def create(cls, path: Path) -> Keyring:
-        """Write a new keyring; refuses to overwrite an existing one."""
-        if path.exists():
-            raise KeyringError(f"keyring {path} already exists; refusing to overwrite it")
+        """Write a new keyring; refuses to overwrite an existing one, even one made meanwhile."""
         key_id = _new_key_id()
         ring = cls(
             path,
@@ -71,7 +70,7 @@ class Keyring:
             key_id,
             {name: secrets.token_bytes(KEY_BYTES) for name in SECRET_NAMES},
         )
-        ring.save()
+        ring.save(exclusive=True)
         return ring
 
     @classmethod
@@ -90,8 +89,11 @@ class Keyring:
             data = json.loads(path.read_text())
             if data.get("format") != FORMAT:
                 raise KeyringError(f"keyring {path} has unknown format {data.get('format')!r}")
-            masters = {k: _unb64(v, f"master_keys.{k}") for k, v in data["master_keys"].items()}
-            named = {k: _unb64(v, f"secrets.{k}") for k, v in data["secrets"].items()}
+            masters = {
+                k: _unb64(v, f"{path}: entry master_keys.{k}")
+                for k, v in data["master_keys"].items()
+            }
+            named = {k: _unb64(v, f"{path}: entry secrets.{k}") for k, v in data["secrets"].items()}
             active = str(data["active"])
         except (OSError, ValueError, KeyError, AttributeError) as exc:
             raise KeyringError(f"keyring {path} is unreadable or malformed") from exc
@@ -103,8 +105,12 @@ class Keyring:
             ring.save()
         return ring
 
-    def save(self) -> None:
-        """Write atomically: a 0600 temporary file, fsync, rename."""
+    def save(self, *, exclusive: bool = False) -> None:
+        """Write atomically: a 0600 temporary file, fsync, rename.
+
+        ``exclusive`` links instead of renaming, so the write fails rather than
+        replace a keyring another process created in the meantime.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         body = json.dumps(
             {
@@ -122,7 +128,17 @@ class Keyring:
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, self.path)
+        if exclusive:
+            try:
+                os.link(tmp, self.path)
+            except FileExistsError:
+                raise KeyringError(
+                    f"keyring {self.path} already exists; refusing to overwrite it"
+                ) from None
+            finally:
+                tmp.unlink()
+        else:
+            os.replace(tmp, self.path)
         self._mtime = self.path.stat().st_mtime_ns
 
     def refresh(self) -> None:

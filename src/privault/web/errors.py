@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import traceback
+from collections.abc import Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -43,8 +44,10 @@ HTTP_CODES = {
 }
 
 
-def error(status: int, code: str, detail: str) -> JSONResponse:
-    return JSONResponse({"error": code, "detail": detail}, status_code=status)
+def error(
+    status: int, code: str, detail: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
 
 
 def _status_of(exc: PrivaultError) -> int:
@@ -90,9 +93,13 @@ def install(app: FastAPI) -> None:
         return error(*_describe(exc))
 
     @app.exception_handler(HTTPException)
-    async def _http(_: Request, exc: HTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+        if exc.status_code == 400 and "json" in request.headers.get("content-type", ""):
+            # FastAPI's body reader answers a bare 400 when json.loads fails with something
+            # other than a JSONDecodeError: bad UTF-8, nesting too deep, an over-long integer.
+            return error(400, "malformed_json", "the request body is not valid JSON")
         code = HTTP_CODES.get(exc.status_code, "error")
-        return error(exc.status_code, code, str(exc.detail))
+        return error(exc.status_code, code, str(exc.detail), exc.headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
