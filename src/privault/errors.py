@@ -10,6 +10,8 @@ class PrivaultError(Exception):
     """
 
     code = "error"
+    #: The caller's transaction commits anyway: the failure itself is on record (a refused login).
+    keeps_changes = False
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)

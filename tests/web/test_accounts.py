@@ -474,3 +474,21 @@ def test_p7_5_passwords_never_appear_in_responses_logs_or_error_details(
     for password in passwords:
         assert password not in caplog.text
         assert password not in trail
+
+
+def test_a_refused_login_stays_on_record_in_the_access_log(
+    client: TestClient, runtime: Runtime, alice: Person
+) -> None:
+    api_error(login(client, alice.email, alice.password + "-wrong"), 401, "invalid_credentials")
+    with runtime.transaction() as session:
+        refused = session.scalars(
+            select(AccessLogEntry).where(AccessLogEntry.action == "api:session:refused")
+        ).all()
+        assert [entry.subject_id for entry in refused] == [alice.subject_id]
+        assert runtime.audit.verify(session).ok
+
+
+def test_401_says_how_to_authenticate(client: TestClient) -> None:
+    response = client.get("/api/v1/me")
+    api_error(response, 401, "not_authenticated")
+    assert response.headers["www-authenticate"] == "Bearer"

@@ -15,6 +15,7 @@ class WeakPassword(InvalidInput):
 
 class InvalidCredentials(NotAuthenticated):
     code = "invalid_credentials"
+    keeps_changes = True
 
 
 class SessionInvalid(NotAuthenticated):

@@ -55,8 +55,8 @@ def _birthday(name: str, value: Any) -> Any:
         day = None
     if day is None:
         raise InvalidInput(f"profile field {name} must be a date like 1990-04-30")
-    if not date(1900, 1, 1) <= day <= date.today():
-        raise InvalidInput(f"profile field {name} must be between 1900-01-01 and today")
+    if day < date(1900, 1, 1):
+        raise InvalidInput(f"profile field {name} must be 1900-01-01 or later")
     return day.isoformat()
 
 
@@ -124,6 +124,13 @@ class ProfileService:
         self.clock = clock
         self.fields = tuple(fields)  # from the policy's "profile" category
 
+    def _valid(self, name: str, value: Any) -> Any:
+        """The value as stored, or ``InvalidInput`` saying what is wrong with it."""
+        clean = VALIDATORS[name](name, value)
+        if name == "birthday" and clean > self.clock.now().date().isoformat():
+            raise InvalidInput(f"profile field {name} must not be in the future")
+        return clean
+
     def read(self, subject_id: str) -> dict[str, ProfileEntry]:
         """Every profile field of the subject: unset ones as ``None`` and private."""
         out = {name: ProfileEntry(None, Visibility.PRIVATE) for name in self.fields}
@@ -157,7 +164,7 @@ class ProfileService:
                     self.session,
                     subject_id,
                     _field(subject_id, name),
-                    json.dumps(VALIDATORS[name](name, change.value), separators=(",", ":")),
+                    json.dumps(self._valid(name, change.value), separators=(",", ":")),
                 )
                 if row is None:
                     row = ProfileField(
@@ -193,7 +200,7 @@ class ProfileService:
             if name not in self.fields:
                 raise UnknownProfileField(f"unknown profile field {name!r}")
             items.append(
-                (subject_id, _field(subject_id, name), json.dumps(VALIDATORS[name](name, value)))
+                (subject_id, _field(subject_id, name), json.dumps(self._valid(name, value)))
             )
         sealed = self.vault.encrypt_many(self.session, items)
         insert_rows(

@@ -9,11 +9,11 @@ from privault.runtime import Runtime
 from privault.service.schemas import ErrorOut
 from privault.web import errors, pages
 from privault.web.api import accounts, profile
-from privault.web.limits import BodySizeLimit
+from privault.web.limits import BodySizeLimit, JsonBodies
 
 API = "/api/v1"
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
-    status: {"model": ErrorOut} for status in (400, 401, 404, 409, 413, 422)
+    status: {"model": ErrorOut} for status in (400, 401, 404, 409, 413, 415, 422)
 }
 
 
@@ -26,7 +26,9 @@ def create_app(runtime: Runtime) -> FastAPI:
     )
     app.state.runtime = runtime
     errors.install(app)
+    app.add_middleware(JsonBodies)
     app.add_middleware(BodySizeLimit, limit=runtime.settings.max_body_bytes)
+    app.add_middleware(errors.CatchAll)
     app.include_router(accounts.router, prefix=API, responses=ERROR_RESPONSES)
     app.include_router(profile.router, prefix=API, responses=ERROR_RESPONSES)
     app.include_router(pages.router)

@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from privault.errors import PrivaultError
 from privault.runtime import Runtime
 from privault.service.errors import SessionInvalid
 
@@ -24,9 +25,19 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 def get_db(runtime: RuntimeDep) -> Iterator[Session]:
-    """One transaction per request, committed before the response is sent."""
-    with runtime.transaction() as session:
-        yield session
+    """One transaction per request, committed before the response is sent.
+
+    A domain error rolls it back, unless the error says its record must stay.
+    """
+    with runtime.factory() as session:
+        session.begin()
+        try:
+            yield session
+        except PrivaultError as exc:
+            if exc.keeps_changes:
+                session.commit()
+            raise
+        session.commit()
 
 
 DB = Annotated[Session, Depends(get_db, scope="function")]

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from privault.errors import (
     Conflict,
@@ -41,6 +42,14 @@ HTTP_CODES = {
     413: "body_too_large",
     415: "unsupported_media_type",
     422: "invalid_request",
+}
+
+
+PUBLIC_DETAIL = {
+    "tampered_ciphertext": (
+        "a stored value failed its integrity check; the operators have been alerted"
+    ),
+    "default": "stored data could not be read; the operators have been alerted",
 }
 
 
@@ -80,13 +89,11 @@ def install(app: FastAPI) -> None:
     async def _domain(_: Request, exc: PrivaultError) -> JSONResponse:
         status = _status_of(exc)
         if status >= 500:
-            log.error("request failed: %s", exc.code)
-            return error(
-                status,
-                exc.code,
-                "a stored value failed its integrity check; the operators have been alerted",
-            )
-        return error(status, exc.code, exc.detail)
+            # The detail names a table and row: for the operators' log, not for the caller.
+            log.error("request failed: %s: %s", exc.code, exc.detail)
+            return error(status, exc.code, PUBLIC_DETAIL.get(exc.code, PUBLIC_DETAIL["default"]))
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return error(status, exc.code, exc.detail, headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -101,12 +108,36 @@ def install(app: FastAPI) -> None:
         code = HTTP_CODES.get(exc.status_code, "error")
         return error(exc.status_code, code, str(exc.detail), exc.headers)
 
-    @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
-        # The message may quote SQL parameters or input; log the type and the stack only.
-        log.error(
-            "unexpected %s at\n%s",
-            type(exc).__name__,
-            "".join(traceback.format_tb(exc.__traceback__)),
-        )
-        return error(500, "internal_error", "something went wrong on our side")
+
+class CatchAll:
+    """Answers 500 in the JSON shape for anything unexpected, and logs the type and the stack only.
+
+    An exception handler for ``Exception`` would not do: Starlette re-raises after it,
+    and the server would log the message, which may quote SQL parameters or input.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:  # the last line of defence: still a 500, never silence
+            log.error(
+                "unexpected %s at\n%s",
+                type(exc).__name__,
+                "".join(traceback.format_tb(exc.__traceback__)),
+            )
+            if started or scope["type"] != "http":
+                return
+            await error(500, "internal_error", "something went wrong on our side")(
+                scope, receive, send
+            )

@@ -55,17 +55,45 @@ class BodySizeLimit:
                 await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:
-        body = json.dumps(
-            {"error": "body_too_large", "detail": f"the request body is over {self.limit} bytes"}
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await _answer(send, 413, "body_too_large", f"the request body is over {self.limit} bytes")
+
+
+class JsonBodies:
+    """The API takes JSON: a body sent as anything else gets 415 before it is parsed."""
+
+    def __init__(self, app: ASGIApp, prefix: str = "/api/") -> None:
+        self.app = app
+        self.prefix = prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] in {"POST", "PUT", "PATCH"}
+            and scope["path"].startswith(self.prefix)
+        ):
+            headers = dict(scope["headers"])
+            kind = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+            has_body = (
+                headers.get(b"content-length", b"0") != b"0" or b"transfer-encoding" in headers
+            )
+            if has_body and kind != b"application/json":
+                await _answer(
+                    send, 415, "unsupported_media_type", "send the body as application/json"
+                )
+                return
+        await self.app(scope, receive, send)
+
+
+async def _answer(send: Send, status: int, code: str, detail: str) -> None:
+    body = json.dumps({"error": code, "detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -28,14 +28,16 @@ def read_profile(caller: CallerDep, runtime: RuntimeDep, db: DB) -> ProfileOut:
 def update_profile(
     body: ProfilePatch, caller: CallerDep, runtime: RuntimeDep, db: DB
 ) -> ProfileOut:
-    """Fields present change: ``value`` sets (``null`` clears), ``visibility`` who sees it."""
-    changes = {
-        name: Change(
-            visibility=item.visibility,
-            value=item.value,
-            has_value="value" in item.model_fields_set,
-        )
-        for name in body.model_fields_set
-        if (item := getattr(body, name)) is not None
-    }
+    """Fields present change: ``value`` sets, ``visibility`` says who sees it; ``null`` clears."""
+    changes = {}
+    for name in body.model_fields_set:
+        item = getattr(body, name)
+        if item is None:  # "name": null clears the field, as in a JSON merge patch
+            changes[name] = Change(value=None, has_value=True)
+        else:
+            changes[name] = Change(
+                visibility=item.visibility,
+                value=item.value,
+                has_value="value" in item.model_fields_set,
+            )
     return _out(runtime.profiles(db).update(caller.subject_id, changes))
