@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
-from datetime import UTC
 
 import pytest
 from sqlalchemy import Connection, text
 
 from factories import Person
-from privault.access.audit import GENESIS, AuditLog, Event, Verification
+from privault.access.audit import GENESIS, AuditLog, Event, Verification, canonical
 from privault.access.models import AccessLogEntry
 from privault.clock import aware
 from privault.runtime import Runtime
@@ -133,20 +131,17 @@ def test_p7_1_deleting_and_renumbering_is_detected(
 
 def _plain_sha256(prev: bytes, entry: AccessLogEntry, seq: int) -> bytes:
     """What a forger without the keyring would compute: the same body, plain SHA-256."""
-    body = json.dumps(
-        [
-            seq,
-            aware(entry.at).astimezone(UTC).isoformat(timespec="microseconds"),
-            entry.actor,
-            entry.action,
-            entry.subject_id,
-            entry.categories,
-            entry.purpose,
-            entry.detail,
-        ],
-        separators=(",", ":"),
-    ).encode()
-    return hashlib.sha256(prev + body).digest()
+    renumbered = AccessLogEntry(
+        seq=seq,
+        at=entry.at,
+        actor=entry.actor,
+        action=entry.action,
+        subject_id=entry.subject_id,
+        categories=entry.categories,
+        purpose=entry.purpose,
+        detail=entry.detail,
+    )
+    return hashlib.sha256(prev + canonical(renumbered)).digest()
 
 
 def test_p7_1_relinking_the_chain_after_a_deletion_without_the_key_is_detected(

@@ -48,8 +48,9 @@ class Verification:
     problem: str | None = None
 
 
-def _digest(key: bytes, prev: bytes, entry: AccessLogEntry) -> bytes:
-    body = json.dumps(
+def canonical(entry: AccessLogEntry) -> bytes:
+    """The entry's content as hashed: every column but the hashes, in a fixed order."""
+    return json.dumps(
         [
             entry.seq,
             aware(entry.at).astimezone(UTC).isoformat(timespec="microseconds"),
@@ -62,7 +63,10 @@ def _digest(key: bytes, prev: bytes, entry: AccessLogEntry) -> bytes:
         ],
         separators=(",", ":"),
     ).encode()
-    return hmac.new(key, prev + body, hashlib.sha256).digest()
+
+
+def _digest(key: bytes, prev: bytes, entry: AccessLogEntry) -> bytes:
+    return hmac.new(key, prev + canonical(entry), hashlib.sha256).digest()
 
 
 class AuditLog:

@@ -31,7 +31,6 @@ class BodySizeLimit:
                 await self._refuse(send)
                 return
         seen = 0
-        started = False
 
         async def limited_receive() -> Message:
             nonlocal seen
@@ -42,17 +41,8 @@ class BodySizeLimit:
                     raise BodyTooLarge(self.limit)
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except BodyTooLarge:
-            if not started:
-                await self._refuse(send)
+        # BodyTooLarge is an HTTPException: the app's handler answers it in the JSON shape.
+        await self.app(scope, limited_receive, send)
 
     async def _refuse(self, send: Send) -> None:
         await _answer(send, 413, "body_too_large", f"the request body is over {self.limit} bytes")
