@@ -509,3 +509,13 @@ def test_broken_file_names_a_wrong_value_in_the_text() -> None:
     assert caught.value.detail == (
         f"kallu.toml: cookies.{index}.lifetime: '90 days' is not a duration like P13M or P30D"
     )
+
+
+def test_p9_4_due_date_is_the_policys_days_or_one_calendar_month_whichever_is_sooner() -> None:
+    rights = load_policy(KALLU).rights
+    march = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
+    assert rights.due_at(march) == datetime(2027, 3, 31, 9, 0, tzinfo=UTC)
+    february = datetime(2027, 2, 1, 9, 0, tzinfo=UTC)
+    assert rights.due_at(february) == datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
+    january_end = datetime(2027, 1, 31, 9, 0, tzinfo=UTC)
+    assert rights.due_at(january_end) == datetime(2027, 2, 28, 9, 0, tzinfo=UTC)

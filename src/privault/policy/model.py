@@ -299,7 +299,11 @@ class Rights(_Entry):
     kinds: Annotated[tuple[RequestKind, ...], Field(min_length=1), AfterValidator(distinct)]
 
     def due_at(self, received: datetime) -> datetime:
-        return received + timedelta(days=self.deadline_days)
+        """The policy's days, but never later than one calendar month (Art. 12(3)): in
+        February the month comes first."""
+        return min(
+            received + timedelta(days=self.deadline_days), Duration(months=1).add_to(received)
+        )
 
     def latest_due_at(self, received: datetime) -> datetime:
         """The furthest an extended (complex) request may run, counted from receipt."""
