@@ -3,18 +3,49 @@
 from privault.access.models import AccessLogEntry
 from privault.notify.models import OutboxMessage
 from privault.policy.store import PolicyVersion
-from privault.service.models import Account, EmailVerification, LoginSession, ProfileField, Room
+from privault.rights.models import RightsRequest, RightsRequestEvent
+from privault.service.models import (
+    Account,
+    CallRecord,
+    DialInNumber,
+    EmailVerification,
+    LoginSession,
+    Message,
+    NumberList,
+    NumberListEntry,
+    PbxToken,
+    PinFailure,
+    PinLockout,
+    Post,
+    ProfileField,
+    Purchase,
+    Room,
+    Username,
+)
 from privault.vault.models import Subject, SubjectKey
 
 __all__ = [
     "AccessLogEntry",
     "Account",
+    "CallRecord",
+    "DialInNumber",
     "EmailVerification",
     "LoginSession",
+    "Message",
+    "NumberList",
+    "NumberListEntry",
     "OutboxMessage",
+    "PbxToken",
+    "PinFailure",
+    "PinLockout",
     "PolicyVersion",
+    "Post",
     "ProfileField",
+    "Purchase",
+    "RightsRequest",
+    "RightsRequestEvent",
     "Room",
     "Subject",
     "SubjectKey",
+    "Username",
 ]

@@ -18,6 +18,8 @@ NOT_IN_THE_MAP = {
     "subject_keys": "the subject's wrapped data key",
     # The audit trail keeps a pseudonymous reference and outlives erasure (STYLE.md).
     "access_log": "pseudonymous reference in the append-only access log",
+    # The proof that a request was answered outlives the data it concerned.
+    "rights_requests": "pseudonymous reference in the record of a data-subject request",
 }
 
 

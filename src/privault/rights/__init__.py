@@ -1,0 +1,1 @@
+"""Data-subject requests: intake, verification, access/export, rectify, erase, port, deadlines."""
