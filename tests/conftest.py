@@ -22,6 +22,7 @@ from privault.clock import SystemClock
 from privault.config import Settings
 from privault.db import make_engine, make_sessionmaker
 from privault.runtime import Runtime, open_runtime, prepare
+from privault.service.pbx import PbxTokenService
 from privault.web.app import create_app
 
 PG_URL = os.environ.get("PRIVAULT_TEST_DATABASE_URL")
@@ -130,3 +131,11 @@ def bob(runtime: Runtime) -> Person:
 def mallory(runtime: Runtime) -> Person:
     """Mallory tries to reach what is not hers."""
     return register(runtime, "mallory")
+
+
+@pytest.fixture
+def pbx(runtime: Runtime) -> dict[str, str]:
+    """Headers of a PBX holding a service token."""
+    with runtime.transaction() as session:
+        token = PbxTokenService(session, runtime.clock).create(f"pbx-{secrets.token_hex(3)}")
+    return {"Authorization": f"Bearer {token}"}

@@ -19,6 +19,7 @@ from privault.errors import PrivaultError
 from privault.logs import configure
 from privault.policy.loader import load_policy
 from privault.runtime import Runtime, open_runtime, prepare
+from privault.service.pbx import PbxTokenService
 
 app = typer.Typer(
     help="Privault: the personal-data platform of the conference-call service.",
@@ -32,6 +33,10 @@ audit_app = typer.Typer(help="Inspect the access log.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
+pbx_app = typer.Typer(help="The PBX that checks PINs and sends call records.", no_args_is_help=True)
+pbx_token_app = typer.Typer(help="Service tokens of the PBX.", no_args_is_help=True)
+pbx_app.add_typer(pbx_token_app, name="token")
+app.add_typer(pbx_app, name="pbx")
 out = Console()
 
 
@@ -159,6 +164,34 @@ def audit_verify() -> None:
     if not result.ok:
         raise Failed(f"access log broken after {result.entries} good entries: {result.problem}")
     out.print(f"access log intact: {result.entries} entries, head {result.head.hex()[:16]}")
+
+
+@pbx_token_app.command("create")
+def pbx_token_create(name: Annotated[str, typer.Argument(help="A name for the PBX.")]) -> None:
+    """Create a service token and print it once; only its digest is stored."""
+    rt = runtime()
+    with rt.transaction() as session:
+        token = PbxTokenService(session, rt.clock).create(name)
+    print(token)
+
+
+@pbx_token_app.command("revoke")
+def pbx_token_revoke(name: Annotated[str, typer.Argument(help="The PBX's name.")]) -> None:
+    """Revoke a PBX's token at once."""
+    rt = runtime()
+    with rt.transaction() as session:
+        PbxTokenService(session, rt.clock).revoke(name)
+    out.print(f"token of {name} revoked")
+
+
+@pbx_token_app.command("list")
+def pbx_token_list() -> None:
+    """List PBX tokens by name (never the tokens themselves)."""
+    rt = runtime()
+    with rt.factory() as session:
+        for info in PbxTokenService(session, rt.clock).list():
+            state = f"revoked {info.revoked_at:%Y-%m-%d}" if info.revoked_at else "active"
+            out.print(f"{info.name}\tcreated {info.created_at:%Y-%m-%d}\t{state}")
 
 
 def main() -> None:

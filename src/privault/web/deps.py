@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from privault.errors import PrivaultError
 from privault.runtime import Runtime
 from privault.service.errors import SessionInvalid
+from privault.service.pbx import PbxTokenInvalid, PbxTokenService
 
 SESSION_COOKIE = "privault_session"
 
@@ -65,3 +66,20 @@ def get_caller(request: Request, runtime: RuntimeDep, db: DB) -> Caller:
 
 
 CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+@dataclass(frozen=True)
+class Pbx:
+    name: str
+
+
+def get_pbx(request: Request, runtime: RuntimeDep, db: DB) -> Pbx:
+    """The PBX calling, by its service token (``privault pbx token create NAME``)."""
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise PbxTokenInvalid("send the PBX service token as a bearer token")
+    return Pbx(PbxTokenService(db, runtime.clock).authenticate(value.strip()))
+
+
+PbxDep = Annotated[Pbx, Depends(get_pbx)]
