@@ -20,6 +20,7 @@ from privault.notify.outbox import Mailer, Outbox
 from privault.notify.transport import MaildirTransport
 from privault.policy.model import Policy
 from privault.policy.store import PolicyStore
+from privault.rights.service import RightsService
 from privault.service.accounts import AccountService
 from privault.service.passwords import Passwords
 from privault.service.profile import ProfileService
@@ -68,6 +69,9 @@ class Runtime:
         return ProfileService(
             session, self.vault, self.audit, self.clock, self.policy.categories["profile"].fields
         )
+
+    def rights(self, session: Session) -> RightsService:
+        return RightsService(session, self.policy, self.clock)
 
     def close(self) -> None:
         """Release the database connections this runtime opened."""

@@ -31,6 +31,7 @@ class Event(StrEnum):
     ACCOUNT_REGISTERED = "account:registered"
     ACCOUNT_EMAIL_VERIFIED = "account:email_verified"
     ACCOUNT_PASSWORD_CHANGED = "account:password_changed"  # noqa: S105 - an event name
+    ACCOUNT_CLOSED = "account:closed"
     SESSION_OPENED = "session:opened"
     SESSION_REFUSED = "session:refused"
     SESSION_CLOSED = "session:closed"

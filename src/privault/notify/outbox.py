@@ -19,6 +19,7 @@ from privault.vault import Field, Vault, VaultError
 
 SUBJECTS = {
     "verify_email": "Confirm your email address",
+    "account_closed": "Your account is closed",
 }
 MAX_ATTEMPTS = 8
 

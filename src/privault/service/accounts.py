@@ -14,10 +14,14 @@ from sqlalchemy.orm import Session
 from privault.access.audit import AuditLog, Event
 from privault.clock import Clock, aware
 from privault.notify.outbox import Outbox
+from privault.policy.model import RequestKind
+from privault.rights.models import RightsRequest
+from privault.rights.service import Channel, RightsService
 from privault.service.errors import (
     AccountNotFound,
     EmailTaken,
     InvalidCredentials,
+    ReauthenticationRequired,
     SessionInvalid,
     VerificationInvalid,
 )
@@ -27,6 +31,8 @@ from privault.service.rooms import RoomService
 from privault.vault import Field, Vault
 
 VERIFY_HOURS = 48
+#: Closing an account needs a login at most this old (a fresh login, "step-up").
+STEP_UP = timedelta(minutes=15)
 
 
 def normalise_email(email: str) -> str:
@@ -181,7 +187,8 @@ class AccountService:
         account = self.session.scalar(
             select(Account).where(Account.email_index == self._email_index(email))
         )
-        if not self.passwords.verify(account.password_hash if account else None, password):
+        verified = self.passwords.verify(account.password_hash if account else None, password)
+        if not verified or account is None or account.closed_at is not None:
             self.audit.record(
                 self.session,
                 self.source,
@@ -190,7 +197,6 @@ class AccountService:
                 subject_id=account.subject_id if account else None,
             )
             raise InvalidCredentials("the email address or the password is wrong")
-        assert account is not None
         if self.passwords.needs_rehash(account.password_hash):
             account.password_hash = self.passwords.hash(password)
         token = secrets.token_urlsafe(32)
@@ -257,6 +263,54 @@ class AccountService:
             actor=f"subject:{subject_id}",
             subject_id=subject_id,
         )
+
+    def close(self, subject_id: str, token: str, rights: RightsService) -> RightsRequest:
+        """Close the account at once and file the erasure of its data (P0.4).
+
+        Login stops working, every session ends, and a verified erasure request is
+        filed for the rights engine, due within the policy's deadline. Closing needs
+        a login from the last few minutes: raises ``ReauthenticationRequired``.
+        """
+        login = self.session.get(LoginSession, _digest(token))
+        account = self.session.get(Account, subject_id)
+        if login is None or login.subject_id != subject_id or account is None:
+            raise SessionInvalid("log in first: the session is missing or has expired")
+        now = self.clock.now()
+        if now - aware(login.created_at) > STEP_UP:
+            minutes = int(STEP_UP.total_seconds() // 60)
+            raise ReauthenticationRequired(
+                f"log in again to close the account: the login must be under {minutes} minutes old"
+            )
+        email = self.email_of(subject_id)
+        account.closed_at = now
+        self.session.execute(delete(LoginSession).where(LoginSession.subject_id == subject_id))
+        self.session.execute(
+            delete(EmailVerification).where(EmailVerification.subject_id == subject_id)
+        )
+        request = rights.file(
+            subject_id,
+            RequestKind.ERASURE,
+            Channel.API if self.source == "api" else Channel.WEB,
+            actor=f"subject:{subject_id}",
+            verified=True,
+        )
+        assert request.due_at is not None
+        self.outbox.enqueue(
+            self.session,
+            subject_id,
+            email,
+            "account_closed",
+            {"due": f"{request.due_at:%d %B %Y}", "request_id": request.id},
+        )
+        self.audit.record(
+            self.session,
+            self.source,
+            Event.ACCOUNT_CLOSED,
+            actor=f"subject:{subject_id}",
+            subject_id=subject_id,
+            detail={"request": request.id},
+        )
+        return request
 
     def email_of(self, subject_id: str) -> str:
         return self.summary(subject_id).email

@@ -32,3 +32,7 @@ class UnknownProfileField(InvalidInput):
 
 class AccountNotFound(NotFound):
     code = "account_not_found"
+
+
+class ReauthenticationRequired(NotAuthenticated):
+    code = "reauthentication_required"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
@@ -40,6 +41,11 @@ class LoginIn(Strict):
 class LoginOut(BaseModel):
     token: str
     expires_in: int = Field(description="Seconds until the session expires.")
+
+
+class ClosedOut(BaseModel):
+    erasure_request_id: str
+    erasure_due_at: datetime = Field(description="When the erasure will be complete at the latest.")
 
 
 class PasswordIn(Strict):

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, Response
 
 from privault.service.rooms import RoomService
 from privault.service.schemas import (
+    ClosedOut,
     LoginIn,
     LoginOut,
     MeOut,
@@ -80,3 +81,12 @@ def change_password(body: PasswordIn, caller: CallerDep, runtime: RuntimeDep, db
         caller.subject_id, body.current_password, body.new_password, keep_token=caller.token
     )
     return Response(status_code=204)
+
+
+@router.delete("/me", response_model=ClosedOut, status_code=202)
+def close_account(caller: CallerDep, runtime: RuntimeDep, db: DB) -> ClosedOut:
+    """Close the account at once (P0.4): login and PIN stop working, and the erasure of its
+    data is filed. Needs a login from the last 15 minutes."""
+    request = runtime.accounts(db).close(caller.subject_id, caller.token, runtime.rights(db))
+    assert request.due_at is not None
+    return ClosedOut(erasure_request_id=request.id, erasure_due_at=request.due_at)
