@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from httpx2 import Response
 
 from privault.runtime import Runtime
+from privault.service.models import Room
+from privault.vault import Field
 
 
 @dataclass(frozen=True)
@@ -48,3 +50,14 @@ def api_error(response: Response, status: int, code: str | None = None) -> str:
     if code is not None:
         assert body["error"] == code, body
     return body["detail"]
+
+
+def give_room_id(runtime: Runtime, subject_id: str, room_id: str) -> None:
+    """Give the subject's room a Room ID of the test's choosing (fixtures name fixed ones)."""
+    with runtime.transaction() as session:
+        room = session.get(Room, subject_id)
+        assert room is not None
+        room.room_id_index = runtime.vault.blind_index("room_id", room_id)
+        room.room_id_ct = runtime.vault.encrypt(
+            session, subject_id, Field("rooms", "room_id_ct", subject_id), room_id
+        )

@@ -22,6 +22,55 @@ def _marker(kind: str) -> str:
     return f"mk{kind}{secrets.token_hex(6)}"
 
 
+def _buy_post_and_write(client: TestClient, auth: dict[str, str]) -> list[str]:
+    """A purchase, a username, a public post, a message by API and one by the visitor form
+    (P2.8, P2.9, P2.10); returns their markers."""
+    billing_name, address, token = _marker("bn"), _marker("ba"), _marker("tk")
+    billing_email, username, post = _marker("be"), _marker("us"), _marker("po")
+    subject, message, visitor, visitor_message = (_marker(k) for k in ("su", "me", "vi", "vm"))
+    purchase = {
+        "kind": "purchase",
+        "item": "Premium room",
+        "amount_minor": 4999,
+        "currency": "EUR",
+        "billing_name": billing_name,
+        "billing_address": f"{address}\n75001 Paris",
+        "phone": "+442079460958",
+        "email": f"{billing_email}@example.com",
+        "payment_token": f"tok_{token}",
+        "card_brand": "visa",
+        "card_last4": "4242",
+        "card_expiry": "09/27",
+    }
+    assert client.post("/api/v1/me/purchases", json=purchase, headers=auth).status_code == 201
+    assert (
+        client.put("/api/v1/me/username", json={"username": username}, headers=auth).status_code
+        == 200
+    )
+    assert (
+        client.post(
+            "/api/v1/me/posts", json={"body": post, "visibility": "public"}, headers=auth
+        ).status_code
+        == 201
+    )
+    assert (
+        client.post(
+            "/api/v1/me/messages", json={"subject": subject, "body": message}, headers=auth
+        ).status_code
+        == 201
+    )
+    sent = client.post(
+        "/contact",
+        data={"email": f"{visitor}@example.com", "subject": "Hello", "message": visitor_message},
+        follow_redirects=False,
+    )
+    assert sent.status_code == 303
+    return [
+        *(billing_name, address, token, billing_email, username, post, subject, message),
+        *(visitor, visitor_message),
+    ]
+
+
 def _register_everyone(client: TestClient) -> list[str]:
     """Register, log in and fill the profile of PEOPLE people; returns every marker used."""
     markers: list[str] = []
@@ -45,6 +94,7 @@ def _register_everyone(client: TestClient) -> list[str]:
         patch["name"] = {"value": name}
         patch["interests"] = {"value": [interest]}
         assert client.patch("/api/v1/me/profile", json=patch, headers=auth).status_code == 200
+        markers += _buy_post_and_write(client, auth)
         # A failed login with the real address must not leak it either.
         assert (
             client.post(

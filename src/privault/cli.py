@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,6 +12,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.progress import Progress
 
 from privault import demo as demo_data
 from privault.access.audit import Event
@@ -19,6 +21,9 @@ from privault.errors import PrivaultError
 from privault.logs import configure
 from privault.policy.loader import load_policy
 from privault.runtime import Runtime, open_runtime, prepare
+from privault.service.cdr_csv import read_master_csv
+from privault.service.cdr_schemas import rows_from_json
+from privault.service.cdrs import MAX_BATCH, RowResult, Status, time_zone
 from privault.service.pbx import PbxTokenService
 
 app = typer.Typer(
@@ -37,6 +42,10 @@ pbx_app = typer.Typer(help="The PBX that checks PINs and sends call records.", n
 pbx_token_app = typer.Typer(help="Service tokens of the PBX.", no_args_is_help=True)
 pbx_app.add_typer(pbx_token_app, name="token")
 app.add_typer(pbx_app, name="pbx")
+dialin_app = typer.Typer(help="The service's dial-in numbers, per country.", no_args_is_help=True)
+app.add_typer(dialin_app, name="dialin")
+cdr_app = typer.Typer(help="Call detail records from the PBX.", no_args_is_help=True)
+app.add_typer(cdr_app, name="cdr")
 out = Console()
 
 
@@ -192,6 +201,102 @@ def pbx_token_list() -> None:
         for info in PbxTokenService(session, rt.clock).list():
             state = f"revoked {info.revoked_at:%Y-%m-%d}" if info.revoked_at else "active"
             out.print(f"{info.name}\tcreated {info.created_at:%Y-%m-%d}\t{state}")
+
+
+@dialin_app.command("add")
+def dialin_add(
+    number: Annotated[str, typer.Argument(help="The number in international format, +CC ...")],
+    city: Annotated[str | None, typer.Option(help="The city the number is local to.")] = None,
+) -> None:
+    """Add a dial-in number; its country is the number's own."""
+    rt = runtime()
+    with rt.transaction() as session:
+        added = rt.dial_ins(session).add(number, city)
+    out.print(f"dial-in {added.number} added for {added.country}")
+
+
+@dialin_app.command("list")
+def dialin_list() -> None:
+    """List the dial-in numbers by country."""
+    rt = runtime()
+    with rt.factory() as session:
+        for item in rt.dial_ins(session).list():
+            print(f"{item.country}\t{item.number}\t{item.city or '-'}")
+
+
+@dialin_app.command("remove")
+def dialin_remove(
+    number: Annotated[str, typer.Argument(help="The number, in any format that reads as it.")],
+) -> None:
+    """Remove a dial-in number at once."""
+    rt = runtime()
+    with rt.transaction() as session:
+        removed = rt.dial_ins(session).remove(number)
+    out.print(f"dial-in {removed.number} removed")
+
+
+@cdr_app.command("import")
+def cdr_import(
+    file: Annotated[
+        Path, typer.Argument(help='Asterisk\'s Master.csv, or JSON {"cdrs": [...]} like the API.')
+    ],
+    file_format: Annotated[
+        str | None,
+        typer.Option("--format", help="csv or json; by default .json files are JSON, others CSV."),
+    ] = None,
+    timezone: Annotated[
+        str, typer.Option(help="Zone of timestamps without an offset (Asterisk's local time).")
+    ] = "UTC",
+    batch_size: Annotated[
+        int, typer.Option(min=1, max=MAX_BATCH, help="CDRs per transaction.")
+    ] = 1000,
+) -> None:
+    """Import CDRs as the PBX would post them; re-importing a file adds nothing."""
+    kind = (file_format or ("json" if file.suffix.lower() == ".json" else "csv")).lower()
+    if kind not in {"csv", "json"}:
+        raise Failed(f"--format must be csv or json, not {kind!r}")
+    zone = time_zone(timezone)
+    try:
+        text = file.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise Failed(f"cannot read {file}: {exc.strerror}") from None
+    if kind == "csv":
+        rows = read_master_csv(text)
+    else:
+        try:
+            body = json.loads(text)
+        except ValueError:
+            raise Failed(f"{file} is not JSON") from None
+        rows = rows_from_json(body, limit=None)
+    rt = runtime()
+    results: list[RowResult] = []
+    with Progress(console=out, transient=True, disable=not out.is_terminal) as progress:
+        task = progress.add_task(f"importing {file.name}", total=len(rows))
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start : start + batch_size]
+            with rt.transaction() as session:
+                report = rt.cdrs(session, source="cli").ingest(chunk, actor="operator", zone=zone)
+            results += report.results
+            progress.advance(task, len(chunk))
+    counts = {status: sum(r.status == status for r in results) for status in Status}
+    out.print(
+        f"{file}: {counts[Status.ACCEPTED]} accepted, {counts[Status.DUPLICATE]} duplicate, "
+        f"{counts[Status.REJECTED]} rejected",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+    where = "line" if kind == "csv" else "cdr"
+    noted = [r for r in results if r.reason is not None]
+    for result in noted[:50]:
+        out.print(
+            f"{where} {result.row}: {result.status}: {result.reason}: {result.detail}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+    if len(noted) > 50:
+        out.print(f"... and {len(noted) - 50} more")
 
 
 def main() -> None:

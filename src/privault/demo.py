@@ -9,7 +9,6 @@ from sqlalchemy import select
 from privault.runtime import Runtime
 from privault.service.models import Account
 from privault.service.profile import Change, Visibility
-from privault.service.rooms import RoomService
 
 
 @dataclass(frozen=True)
@@ -34,6 +33,12 @@ CAST: list[tuple[str, str, str, dict[str, object]]] = [
     ("bob@example.com", "granite-harbour-lamp", "Bob Example", {"name": "Bob Example"}),
     ("mallory@example.com", "crooked-lantern-fig", "Mallory Example", {}),
 ]
+#: Numbers from ranges reserved for fiction (Ofcom's drama numbers, the US 555-01xx).
+DIAL_IN = [
+    ("+44 20 7946 0000", "London"),
+    ("+44 161 496 0000", "Manchester"),
+    ("+1 202 555 0100", "Washington"),
+]
 
 
 def seed(runtime: Runtime) -> list[DemoPerson]:
@@ -55,6 +60,10 @@ def seed(runtime: Runtime) -> list[DemoPerson]:
                         for field, value in profile.items()
                     },
                 )
-            room_id = RoomService(session, runtime.vault, runtime.clock).room_id_of(subject_id)
+            room_id = runtime.rooms(session).room_id_of(subject_id)
             people.append(DemoPerson(email, password, name, room_id or "-"))
+        dial_ins = runtime.dial_ins(session)
+        if not dial_ins.list():
+            for number, city in DIAL_IN:
+                dial_ins.add(number, city)
     return people

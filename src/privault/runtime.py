@@ -22,8 +22,16 @@ from privault.policy.model import Policy
 from privault.policy.store import PolicyStore
 from privault.rights.service import RightsService
 from privault.service.accounts import AccountService
+from privault.service.cdrs import CdrService
+from privault.service.messages import MessageService
+from privault.service.numbers import DialInService, NumberListService
 from privault.service.passwords import Passwords
+from privault.service.pins import PinService
+from privault.service.posts import PostService
 from privault.service.profile import ProfileService
+from privault.service.publication import PublicationService
+from privault.service.purchases import PurchaseService
+from privault.service.rooms import RoomService
 from privault.vault import Keyring, KeyringError, Vault
 from privault.vault.models import SubjectKey
 
@@ -69,6 +77,40 @@ class Runtime:
         return ProfileService(
             session, self.vault, self.audit, self.clock, self.policy.categories["profile"].fields
         )
+
+    def rooms(self, session: Session) -> RoomService:
+        return RoomService(session, self.vault, self.audit, self.clock)
+
+    def pins(self, session: Session, source: str = "api") -> PinService:
+        return PinService(
+            session,
+            self.vault,
+            self.audit,
+            self.clock,
+            self.keyring.secret("pin_pepper"),
+            source=source,
+        )
+
+    def number_lists(self, session: Session) -> NumberListService:
+        return NumberListService(session, self.vault, self.audit, self.clock)
+
+    def cdrs(self, session: Session, source: str = "api") -> CdrService:
+        return CdrService(session, self.vault, self.audit, self.clock, source=source)
+
+    def dial_ins(self, session: Session) -> DialInService:
+        return DialInService(session, self.audit, self.clock)
+
+    def purchases(self, session: Session) -> PurchaseService:
+        return PurchaseService(session, self.vault, self.audit, self.clock)
+
+    def posts(self, session: Session) -> PostService:
+        return PostService(session, self.vault, self.audit, self.clock)
+
+    def publication(self, session: Session) -> PublicationService:
+        return PublicationService(session, self.vault, self.profiles(session))
+
+    def messages(self, session: Session) -> MessageService:
+        return MessageService(session, self.vault, self.audit, self.clock)
 
     def rights(self, session: Session) -> RightsService:
         return RightsService(session, self.policy, self.clock)

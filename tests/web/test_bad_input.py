@@ -21,6 +21,27 @@ ENDPOINTS: list[tuple[str, str, dict[str, Any], bool]] = [
     ("POST", "/api/v1/accounts/verify", {"token": "abc"}, False),
     ("PUT", "/api/v1/me/password", {"current_password": "a", "new_password": PASSWORD}, True),
     ("PATCH", "/api/v1/me/profile", {"name": {"value": "Carol"}}, True),
+    ("PUT", "/api/v1/me/room/pin", {"pin": "4831"}, True),
+    ("POST", "/api/v1/me/number-lists", {"name": "Team"}, True),
+    ("PATCH", "/api/v1/me/number-lists/1", {"name": "Team"}, True),
+    ("POST", "/api/v1/me/number-lists/1/numbers", {"number": "+358401234567"}, True),
+    ("PUT", "/api/v1/me/username", {"username": "carol"}, True),
+    ("POST", "/api/v1/me/posts", {"body": "Hello"}, True),
+    ("PATCH", "/api/v1/me/posts/1", {"body": "Hello"}, True),
+    ("POST", "/api/v1/me/messages", {"subject": "Hi", "body": "Hello"}, True),
+    (
+        "POST",
+        "/api/v1/me/purchases",
+        {
+            "kind": "donation",
+            "item": "Donation",
+            "amount_minor": 500,
+            "currency": "EUR",
+            "billing_name": "Carol Example",
+            "payment_token": "tok_visa",
+        },
+        True,
+    ),
 ]
 ENDPOINT_IDS = [f"{method} {path}" for method, path, _, _ in ENDPOINTS]
 

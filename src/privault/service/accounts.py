@@ -127,7 +127,9 @@ class AccountService:
         except IntegrityError:
             # Another registration with the same address committed between our check and insert.
             raise EmailTaken("an account with this email address already exists") from None
-        room_id = RoomService(self.session, self.vault, self.clock).create_room(subject_id)
+        room_id = RoomService(self.session, self.vault, self.audit, self.clock).create_room(
+            subject_id
+        )
         self._send_verification(subject_id, email.strip(), display_name)
         self.audit.record(
             self.session,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
@@ -144,6 +144,27 @@ class ProfileService:
             )
             out[row.field] = ProfileEntry(value, Visibility(row.visibility))
         return out
+
+    def published(self, subject_id: str, audience: Collection[Visibility]) -> dict[str, Any]:
+        """The values of the fields whose visibility is in ``audience``, in the policy's order.
+
+        The publication path (P0.3, P3.15): only the fields shown are decrypted.
+        """
+        rows = self.session.scalars(
+            select(ProfileField).where(
+                ProfileField.subject_id == subject_id,
+                ProfileField.visibility.in_([str(v) for v in audience]),
+            )
+        )
+        found = {
+            row.field: json.loads(
+                self.vault.decrypt(
+                    self.session, subject_id, _field(subject_id, row.field), row.value_ct
+                )
+            )
+            for row in rows
+        }
+        return {name: found[name] for name in self.fields if name in found}
 
     def update(self, subject_id: str, changes: dict[str, Change]) -> dict[str, ProfileEntry]:
         """Apply changes; a ``None`` value clears the field. Raises ``InvalidInput`` saying why."""

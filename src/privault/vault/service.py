@@ -55,6 +55,8 @@ class Vault:
         self._cache: OrderedDict[str, AESGCM] = OrderedDict()
         self._cache_size = cache_size
         self._index_key = keyring.secret("blind_index")
+        self._indexes: dict[tuple[str, str], bytes] = {}
+        self._indexes_size = cache_size
 
     # -- subjects and keys -------------------------------------------------
 
@@ -90,9 +92,13 @@ class Vault:
         """Destroy a subject's data key: everything sealed under it becomes unreadable."""
         session.execute(delete(SubjectKey).where(SubjectKey.subject_id == subject_id))
         self._cache.pop(subject_id, None)
+        # The remembered blind indexes are keyed by values, some of them the subject's.
+        self._indexes.clear()
 
     def forget_cached_keys(self) -> None:
+        """Drop the data keys and blind indexes held in memory."""
         self._cache.clear()
+        self._indexes.clear()
 
     def _remember(self, subject_id: str, cipher: AESGCM) -> None:
         self._cache[subject_id] = cipher
@@ -175,8 +181,17 @@ class Vault:
     # -- blind indexes -----------------------------------------------------
 
     def blind_index(self, kind: str, value: str) -> bytes:
-        """A keyed digest for equality look-ups (``kind`` separates emails from phones)."""
-        return crypto.keyed_digest(self._index_key, kind, value)
+        """A keyed digest for equality look-ups (``kind`` separates emails from phones).
+
+        Digests are remembered (bounded, like the data keys): CDR ingest looks up the same
+        Room IDs and callers batch after batch.
+        """
+        found = self._indexes.get((kind, value))
+        if found is None:
+            if len(self._indexes) >= self._indexes_size:
+                self._indexes.clear()
+            found = self._indexes[kind, value] = crypto.keyed_digest(self._index_key, kind, value)
+        return found
 
     # -- master key rotation ----------------------------------------------
 

@@ -68,6 +68,21 @@ def get_caller(request: Request, runtime: RuntimeDep, db: DB) -> Caller:
 CallerDep = Annotated[Caller, Depends(get_caller)]
 
 
+def get_viewer(request: Request, runtime: RuntimeDep, db: DB) -> Caller | None:
+    """The logged-in caller, or ``None`` for a visitor (also when the session has expired):
+    for pages anyone may see, which show members more."""
+    token = session_token(request)
+    if token is None:
+        return None
+    try:
+        return Caller(runtime.accounts(db).authenticate(token), token)
+    except SessionInvalid:
+        return None
+
+
+ViewerDep = Annotated[Caller | None, Depends(get_viewer)]
+
+
 @dataclass(frozen=True)
 class Pbx:
     name: str

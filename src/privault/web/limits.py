@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -49,11 +50,23 @@ class BodySizeLimit:
 
 
 class JsonBodies:
-    """The API takes JSON: a body sent as anything else gets 415 before it is parsed."""
+    """The API takes JSON: a body sent as anything else gets 415 before it is parsed.
 
-    def __init__(self, app: ASGIApp, prefix: str = "/api/") -> None:
+    ``also`` names the paths that take other media types too, and which (the PBX's CDRs
+    as text/csv).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        prefix: str = "/api/",
+        also: Mapping[str, Iterable[str]] | None = None,
+    ) -> None:
         self.app = app
         self.prefix = prefix
+        self.also = {
+            path: frozenset(kind.encode() for kind in kinds) for path, kinds in (also or {}).items()
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -66,10 +79,10 @@ class JsonBodies:
             has_body = (
                 headers.get(b"content-length", b"0") != b"0" or b"transfer-encoding" in headers
             )
-            if has_body and kind != b"application/json":
-                await _answer(
-                    send, 415, "unsupported_media_type", "send the body as application/json"
-                )
+            allowed = self.also.get(scope["path"], frozenset({b"application/json"}))
+            if has_body and kind != b"application/json" and kind not in allowed:
+                names = " or ".join(sorted({"application/json", *(k.decode() for k in allowed)}))
+                await _answer(send, 415, "unsupported_media_type", f"send the body as {names}")
                 return
         await self.app(scope, receive, send)
 

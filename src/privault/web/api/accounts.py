@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from privault.service.rooms import RoomService
 from privault.service.schemas import (
     ClosedOut,
     LoginIn,
@@ -69,7 +68,7 @@ def me(caller: CallerDep, runtime: RuntimeDep, db: DB) -> MeOut:
         subject_id=caller.subject_id,
         email=account.email,
         display_name=account.display_name,
-        room_id=RoomService(db, runtime.vault, runtime.clock).room_id_of(caller.subject_id),
+        room_id=runtime.rooms(db).room_id_of(caller.subject_id),
         email_verified=account.email_verified,
     )
 
