@@ -22,21 +22,16 @@ Targets (issue 3): ratio >= 0.15 on SQLite; >= 20,000 CDRs/s through HTTP.
 from __future__ import annotations
 
 import json
-import os
 import random
-import socket
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import httpx2
 from sqlalchemy import text
 
-from common import backends, data_folder
+from common import backends, data_folder, free_port, served
 from privault.config import Settings
 from privault.db import bind_value, insert_rows, make_engine
 from privault.runtime import Runtime, open_runtime, prepare
@@ -50,7 +45,6 @@ ROOMS = 10_000
 BATCH = 10_000
 HTTP_ROWS = 100_000
 HTTP_BATCH = 1_000
-STARTUP_SECONDS = 60
 DIAL_INS = {"GB": "+442079460000", "FR": "+33199000100", "US": "+12025550100"}
 
 
@@ -233,49 +227,6 @@ def library(backend: str) -> None:
         )
         runtime.close()
         engine.dispose()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextmanager
-def served(settings: Settings, port: int) -> Iterator[str]:
-    """`privault serve` as a child process on 127.0.0.1:port; stopped (by its pid) after."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PRIVAULT_")}
-    env |= {"PRIVAULT_DATA_DIR": str(settings.data_dir), "PRIVAULT_DATABASE_URL": settings.db_url}
-    base = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryFile() as errors:
-        process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "privault.cli", "serve", "--port", str(port), "--no-worker"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=errors,
-        )
-        try:
-            deadline = time.monotonic() + STARTUP_SECONDS
-            while True:
-                if process.poll() is not None:
-                    errors.seek(0)
-                    raise RuntimeError(f"privault serve exited:\n{errors.read().decode()[-2000:]}")
-                try:
-                    if httpx2.get(f"{base}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx2.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("privault serve did not answer /healthz in time")
-                time.sleep(0.1)
-            yield base
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 def over_http() -> None:

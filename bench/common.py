@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
+import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
+import httpx2
 from sqlalchemy import text
 
 from privault.config import Settings
 from privault.db import make_engine
 
+STARTUP_SECONDS = 60
 PG_URL = os.environ.get("PRIVAULT_BENCH_DATABASE_URL") or os.environ.get(
     "PRIVAULT_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
@@ -57,3 +63,46 @@ def data_folder(backend: str) -> Iterator[Settings]:
 
 def backends() -> list[str]:
     return ["sqlite"] + (["postgresql"] if postgres_reachable() else [])
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def served(settings: Settings, port: int) -> Iterator[str]:
+    """`privault serve` as a child process on 127.0.0.1:port; stopped (by its pid) after."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRIVAULT_")}
+    env |= {"PRIVAULT_DATA_DIR": str(settings.data_dir), "PRIVAULT_DATABASE_URL": settings.db_url}
+    base = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "privault.cli", "serve", "--port", str(port), "--no-worker"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+        )
+        try:
+            deadline = time.monotonic() + STARTUP_SECONDS
+            while True:
+                if process.poll() is not None:
+                    errors.seek(0)
+                    raise RuntimeError(f"privault serve exited:\n{errors.read().decode()[-2000:]}")
+                try:
+                    if httpx2.get(f"{base}/healthz", timeout=1).status_code == 200:
+                        break
+                except httpx2.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError("privault serve did not answer /healthz in time")
+                time.sleep(0.1)
+            yield base
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

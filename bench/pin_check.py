@@ -14,18 +14,13 @@ Prints the three rates and each PIN-check rate as a ratio of the baseline.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import httpx2
 
-from common import backends, data_folder
+from common import backends, data_folder, free_port, served
 from privault.config import Settings
 from privault.runtime import open_runtime, prepare
 from privault.service.pbx import PbxTokenService
@@ -33,13 +28,6 @@ from privault.service.pbx import PbxTokenService
 REQUESTS = 2_000
 WARM_UP = 100
 PIN = "4831"
-STARTUP_SECONDS = 60
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def seed(settings: Settings) -> tuple[str, str]:
@@ -57,43 +45,6 @@ def seed(settings: Settings) -> tuple[str, str]:
         token = PbxTokenService(session, runtime.clock).create("bench")
     runtime.close()
     return room_id, token
-
-
-@contextmanager
-def served(settings: Settings, port: int) -> Iterator[str]:
-    """`privault serve` as a child process on 127.0.0.1:port; stopped (by its pid) after."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PRIVAULT_")}
-    env |= {"PRIVAULT_DATA_DIR": str(settings.data_dir), "PRIVAULT_DATABASE_URL": settings.db_url}
-    base = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryFile() as errors:
-        process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "privault.cli", "serve", "--port", str(port), "--no-worker"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=errors,
-        )
-        try:
-            deadline = time.monotonic() + STARTUP_SECONDS
-            while True:
-                if process.poll() is not None:
-                    errors.seek(0)
-                    raise RuntimeError(f"privault serve exited:\n{errors.read().decode()[-2000:]}")
-                try:
-                    if httpx2.get(f"{base}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx2.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("privault serve did not answer /healthz in time")
-                time.sleep(0.1)
-            yield base
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 def rate(request: Callable[[int], httpx2.Response], expect: object) -> float:
