@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+import subprocess
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from httpx2 import Response
 
+from privault.config import Settings
 from privault.runtime import Runtime
 from privault.service.models import Room
 from privault.vault import Field
@@ -61,3 +66,22 @@ def give_room_id(runtime: Runtime, subject_id: str, room_id: str) -> None:
         room.room_id_ct = runtime.vault.encrypt(
             session, subject_id, Field("rooms", "room_id_ct", subject_id), room_id
         )
+
+
+def run_cli(settings: Settings, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`privault ARGS` as a real process on the data folder and database of ``settings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRIVAULT_")}
+    env |= {
+        "COLUMNS": "200",
+        "PRIVAULT_DATA_DIR": str(settings.data_dir),
+        "PRIVAULT_DATABASE_URL": settings.db_url,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "privault.cli", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from factories import give_room_id, register
+from factories import give_room_id, register, run_cli
 from privault.config import Settings
 from privault.runtime import open_runtime, prepare
 from privault.service.models import CallRecord
@@ -20,21 +20,7 @@ ROOM_A, ROOM_B = "4817305926", "7305924816"
 
 
 def cdr(settings: Settings, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PRIVAULT_")}
-    env |= {
-        "COLUMNS": "200",
-        "PRIVAULT_DATA_DIR": str(settings.data_dir),
-        "PRIVAULT_DATABASE_URL": settings.db_url,
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "privault.cli", "cdr", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_cli(settings, cwd, "cdr", *args)
 
 
 def test_p2_7_the_operator_imports_master_csv_and_json_files(

@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
+from factories import run_cli
 from privault.config import Settings
 from privault.runtime import prepare
 
 
 def dialin(settings: Settings, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PRIVAULT_")}
-    env |= {
-        "COLUMNS": "200",
-        "PRIVAULT_DATA_DIR": str(settings.data_dir),
-        "PRIVAULT_DATABASE_URL": settings.db_url,
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "privault.cli", "dialin", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_cli(settings, cwd, "dialin", *args)
 
 
 def test_the_operator_adds_lists_and_removes_dial_in_numbers(
