@@ -30,6 +30,12 @@ class Person:
         return {"Authorization": f"Bearer {self.token}"}
 
 
+def marker(kind: str) -> str:
+    """A unique text to look for in rows and logs. It starts and ends with a letter and
+    holds at most 12 digits, so no text built around it can look like a card number."""
+    return f"mk{kind}{secrets.token_hex(6)}x"
+
+
 def unique_email(name: str) -> str:
     return f"{name}.{secrets.token_hex(4)}@example.com"
 

@@ -1,4 +1,5 @@
-"""Personal data never lies in plaintext at rest, nor in the logs (P7.1, P7.5, P2.3)."""
+"""Personal data never lies in plaintext at rest, nor in the logs (P7.1, P7.5, P2.3, P2.6,
+P2.7): one scan over everything the service stores."""
 
 from __future__ import annotations
 
@@ -10,24 +11,24 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
+from factories import marker
 from privault.config import Settings
 from privault.db import make_engine
 from privault.runtime import open_runtime, prepare
+from privault.service.errors import WeakPin
+from privault.service.pbx import PbxTokenService
+from privault.service.pins import check_pin_strength
 from privault.web.app import create_app
 
 PEOPLE = 50
 
 
-def _marker(kind: str) -> str:
-    return f"mk{kind}{secrets.token_hex(6)}"
-
-
 def _buy_post_and_write(client: TestClient, auth: dict[str, str]) -> list[str]:
     """A purchase, a username, a public post, a message by API and one by the visitor form
     (P2.8, P2.9, P2.10); returns their markers."""
-    billing_name, address, token = _marker("bn"), _marker("ba"), _marker("tk")
-    billing_email, username, post = _marker("be"), _marker("us"), _marker("po")
-    subject, message, visitor, visitor_message = (_marker(k) for k in ("su", "me", "vi", "vm"))
+    billing_name, address, token = marker("bn"), marker("ba"), marker("tk")
+    billing_email, username, post = marker("be"), marker("us"), marker("po")
+    subject, message, visitor, visitor_message = (marker(k) for k in ("su", "me", "vi", "vm"))
     purchase = {
         "kind": "purchase",
         "item": "Premium room",
@@ -71,22 +72,83 @@ def _buy_post_and_write(client: TestClient, auth: dict[str, str]) -> list[str]:
     ]
 
 
-def _register_everyone(client: TestClient) -> list[str]:
-    """Register, log in and fill the profile of PEOPLE people; returns every marker used."""
+def _fi_mobile() -> str:
+    """A random valid Finnish mobile number, E.164."""
+    return f"+35840{secrets.randbelow(10**7):07d}"
+
+
+def _pin_for(room_id: str) -> str:
+    """Eight random digits the strength rules accept: long enough not to occur by chance."""
+    while True:
+        pin = f"{secrets.randbelow(9 * 10**7) + 10**7}"
+        try:
+            check_pin_strength(pin, room_id)
+        except WeakPin:
+            continue
+        return pin
+
+
+def _phone_markers(numbers: list[str]) -> list[str]:
+    """A number as E.164 and as its bare digits."""
+    return [*numbers, *(n[1:] for n in numbers)]
+
+
+def _room_lists_and_calls(
+    client: TestClient, auth: dict[str, str], pbx: dict[str, str], room_id: str, locked: bool
+) -> tuple[list[str], str]:
+    """A PIN, a number list, PIN checks (locking the room when ``locked``) and two CDRs
+    from the PBX (P7.5, P2.6, P2.7); returns the markers and the list's id."""
+    pin, wrong = _pin_for(room_id), _pin_for(room_id)
+    assert client.put("/api/v1/me/room/pin", json={"pin": pin}, headers=auth).status_code == 204
+    name, label, numbers = marker("ls"), marker("lb"), [_fi_mobile() for _ in range(3)]
+    made = client.post(
+        "/api/v1/me/number-lists",
+        json={"name": name, "numbers": [{"number": n, "label": label} for n in numbers]},
+        headers=auth,
+    )
+    assert made.status_code == 201, made.text
+    checker = _fi_mobile()
+    for _ in range(6 if locked else 1):
+        check = {"room_id": room_id, "pin": wrong, "caller": checker}
+        answer = client.post("/api/v1/pbx/pin-check", json=check, headers=pbx)
+        assert answer.json() == {"allowed": False}
+    callers = [_fi_mobile(), _fi_mobile()]
+    cdrs = [
+        {
+            "call_id": marker("call"),
+            "room_id": room_id,
+            "caller": caller,
+            "dial_in": "+442079460000",
+            "start": "2024-05-01T09:30:00Z",
+            "answer": "2024-05-01T09:30:04Z",
+            "end": "2024-05-01T09:42:10Z",
+            "duration": 730,
+            "billsec": 726,
+            "disposition": "ANSWERED",
+        }
+        for caller in callers
+    ]
+    ingested = client.post("/api/v1/pbx/cdrs", json={"cdrs": cdrs}, headers=pbx)
+    assert ingested.status_code == 200 and ingested.json()["accepted"] == 2, ingested.text
+    markers = [room_id, pin, wrong, name, label]
+    return [*markers, *_phone_markers([*numbers, checker, *callers])], made.json()["id"]
+
+
+def _register_everyone(client: TestClient, pbx: dict[str, str]) -> tuple[list[str], list[str]]:
+    """Register, log in and fill the profile, room and data of PEOPLE people; returns every
+    marker used and the ids of the number lists (stored in the clear, as a control)."""
     markers: list[str] = []
-    for _ in range(PEOPLE):
-        email_local, name, password = _marker("em"), _marker("nm"), _marker("pw")
-        fields = {k: _marker(k[:2]) for k in ("gender", "education", "employment")}
-        interest = _marker("in")
+    list_ids: list[str] = []
+    for i in range(PEOPLE):
+        email_local, name, password = marker("em"), marker("nm"), marker("pw")
+        fields = {k: marker(k[:2]) for k in ("gender", "education", "employment")}
+        interest = marker("in")
         markers += [email_local, name, password, interest, *fields.values()]
         email = f"{email_local}@example.com"
-        assert (
-            client.post(
-                "/api/v1/accounts",
-                json={"email": email, "password": password, "display_name": name},
-            ).status_code
-            == 201
+        made = client.post(
+            "/api/v1/accounts", json={"email": email, "password": password, "display_name": name}
         )
+        assert made.status_code == 201
         login = client.post("/api/v1/session", json={"email": email, "password": password})
         assert login.status_code == 200
         auth = {"Authorization": f"Bearer {login.json()['token']}"}
@@ -95,6 +157,11 @@ def _register_everyone(client: TestClient) -> list[str]:
         patch["interests"] = {"value": [interest]}
         assert client.patch("/api/v1/me/profile", json=patch, headers=auth).status_code == 200
         markers += _buy_post_and_write(client, auth)
+        room, list_id = _room_lists_and_calls(
+            client, auth, pbx, made.json()["room_id"], locked=i % 2 == 1
+        )
+        markers += room
+        list_ids.append(list_id)
         # A failed login with the real address must not leak it either.
         assert (
             client.post(
@@ -102,7 +169,7 @@ def _register_everyone(client: TestClient) -> list[str]:
             ).status_code
             == 401
         )
-    return markers
+    return markers, list_ids
 
 
 def _sqlite_bytes(settings: Settings) -> bytes:
@@ -145,13 +212,17 @@ def served(fresh_settings: Settings) -> Iterator[tuple[Settings, TestClient]]:
     runtime.close()
 
 
-def test_p7_1_no_personal_data_in_plaintext_at_rest_or_in_logs(
+def test_p7_1_p7_5_no_personal_data_in_plaintext_at_rest_or_in_logs(
     served: tuple[Settings, TestClient], caplog: pytest.LogCaptureFixture, backend: str
 ) -> None:
+    """Accounts, profiles, purchases, posts, messages, Room IDs, PINs, number lists, PIN
+    checks and CDRs: none of their values lies in the database or the logs in the clear."""
     settings, client = served
     caplog.set_level(logging.DEBUG)
-    markers = _register_everyone(client)
     runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    with runtime.transaction() as session:
+        pbx = {"Authorization": f"Bearer {PbxTokenService(session, runtime.clock).create('p')}"}
+    markers, list_ids = _register_everyone(client, pbx)
     assert runtime.mailer().deliver_pending() == PEOPLE
 
     if backend == "sqlite":
@@ -162,8 +233,10 @@ def test_p7_1_no_personal_data_in_plaintext_at_rest_or_in_logs(
         engine = make_engine(settings.db_url)
         stored = b"\n".join(_postgres_values(engine))
         engine.dispose()
+    assert [i for i in list_ids if i.encode() not in stored] == [], "the scan sees list ids"
     assert _found(markers, stored) == []
     assert _found(markers, caplog.text.encode()) == []
+    assert "PIN checks of a room" in caplog.text, "the lockouts were logged, without values"
 
 
 def test_p7_1_the_scan_would_see_plaintext(
@@ -171,13 +244,13 @@ def test_p7_1_the_scan_would_see_plaintext(
 ) -> None:
     """The scan above is not blind: a plaintext marker written to a table is found."""
     settings, _ = served
-    marker = _marker("control")
+    planted = marker("control")
     engine = make_engine(settings.db_url)
     with engine.begin() as conn:
-        conn.execute(text("UPDATE access_log SET actor = :m WHERE seq = 1"), {"m": marker})
+        conn.execute(text("UPDATE access_log SET actor = :m WHERE seq = 1"), {"m": planted})
     if backend == "sqlite":
         engine.dispose()
-        assert _found([marker], _sqlite_bytes(settings)) == [marker]
+        assert _found([planted], _sqlite_bytes(settings)) == [planted]
     else:
-        assert _found([marker], b"\n".join(_postgres_values(engine))) == [marker]
+        assert _found([planted], b"\n".join(_postgres_values(engine))) == [planted]
         engine.dispose()

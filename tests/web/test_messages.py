@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import secrets
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from factories import Person, api_error
+from factories import Person, api_error, marker
 from privault.runtime import Runtime
 from privault.service.messages import truncate_ip
 from privault.service.models import Account, Message
@@ -22,10 +21,6 @@ from privault.web.app import create_app
 
 MESSAGES = "/api/v1/me/messages"
 CARD = "4111 1111 1111 1111"
-
-
-def marked(kind: str) -> str:
-    return f"mk{kind}{secrets.token_hex(6)}"
 
 
 def rows(runtime: Runtime, **where: Any) -> list[Message]:
@@ -62,7 +57,7 @@ def remote(runtime: Runtime) -> Iterator[TestClient]:
 def test_p2_10_a_member_message_is_stored_encrypted_with_minimal_metadata(
     remote: TestClient, runtime: Runtime, alice: Person
 ) -> None:
-    subject, body = marked("subj"), f"{marked('body')}\nsecond line"
+    subject, body = marker("subj"), f"{marker('body')}\nsecond line"
     response = remote.post(
         MESSAGES,
         json={"subject": subject, "body": body},
@@ -120,7 +115,7 @@ def test_p2_10_a_bad_message_is_refused(
 
 
 def test_it_rejects_mallory(client: TestClient, alice: Person, mallory: Person) -> None:
-    secret = marked("secret")
+    secret = marker("secret")
     sent = client.post(MESSAGES, json={"subject": "Help", "body": secret}, headers=alice.auth)
     message_id = sent.json()["id"]
     assert client.get(MESSAGES, headers=mallory.auth).json() == {"messages": []}
@@ -171,7 +166,7 @@ def test_p2_10_a_visitor_message_creates_a_subject_of_its_own(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     before = subjects(runtime)
-    email, body = f"{marked('visitor')}@example.com", marked("body")
+    email, body = f"{marker('visitor')}@example.com", marker("body")
     response = remote.post(
         "/contact",
         data={"email": email, "subject": "Question", "message": body},

@@ -10,17 +10,13 @@ from fastapi.testclient import TestClient
 from httpx2 import Response
 from sqlalchemy import select
 
-from factories import Person, api_error
+from factories import Person, api_error, marker
 from privault.runtime import Runtime
 from privault.service.models import Post, Username
 
 USERNAME = "/api/v1/me/username"
 POSTS = "/api/v1/me/posts"
 PROFILE = "/api/v1/me/profile"
-
-
-def marked(kind: str) -> str:
-    return f"mk{kind}{secrets.token_hex(6)}"
 
 
 def name_for(person: Person) -> str:
@@ -53,14 +49,14 @@ class Published:
         self.username = name_for(alice)
         assert choose(client, alice, self.username).status_code == 200
         self.fields = {
-            "public": ("gender", marked("pub")),
-            "members": ("education", marked("mem")),
-            "private": ("employment", marked("prv")),
+            "public": ("gender", marker("pub")),
+            "members": ("education", marker("mem")),
+            "private": ("employment", marker("prv")),
         }
         changes = {field: {"value": v, "visibility": k} for k, (field, v) in self.fields.items()}
         assert client.patch(PROFILE, json=changes, headers=alice.auth).status_code == 200
         self.posts = {
-            level: post(client, alice, marked(f"post{level[:3]}"), visibility=level)["body"]
+            level: post(client, alice, marker(f"post{level[:3]}"), visibility=level)["body"]
             for level in ("public", "members", "private")
         }
 
@@ -177,7 +173,7 @@ def test_p2_9_a_bad_post_is_refused(
 def test_p2_9_posts_and_usernames_are_stored_encrypted(
     client: TestClient, runtime: Runtime, alice: Person
 ) -> None:
-    body, username = marked("body"), marked("user")
+    body, username = marker("body"), marker("user")
     created = post(client, alice, body, visibility="public")
     choose(client, alice, username)
     with runtime.transaction() as session:
@@ -303,7 +299,7 @@ def test_p0_3_someone_who_shows_nothing_is_not_found_like_an_unknown_name(
     client: TestClient, alice: Person, bob: Person
 ) -> None:
     choose(client, alice, "alice-private")
-    post(client, alice, marked("secret"))
+    post(client, alice, marker("secret"))
     client.patch(PROFILE, json={"name": {"value": "Alice"}}, headers=alice.auth)
     not_found_pair(client, "alice-private", None)
     not_found_pair(client, "alice-private", bob)
@@ -319,7 +315,7 @@ def test_p3_15_members_only_is_not_found_for_visitors(
     client: TestClient, alice: Person, bob: Person
 ) -> None:
     choose(client, alice, "alice-members")
-    text = marked("mem")
+    text = marker("mem")
     post(client, alice, text, visibility="members")
     not_found_pair(client, "alice-members", None)
     assert text in page(client, "alice-members", bob).text

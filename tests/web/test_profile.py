@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import secrets
 import struct
 import zlib
 from datetime import date, timedelta
@@ -13,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from factories import Person, api_error
+from factories import Person, api_error, marker
 from privault.runtime import Runtime
 from privault.service.models import ProfileField
 
@@ -74,10 +73,6 @@ def read(client: TestClient, person: Person) -> dict[str, dict[str, Any]]:
 
 def patch(client: TestClient, person: Person, changes: dict[str, Any]) -> Any:
     return client.patch(PROFILE, json=changes, headers=person.auth)
-
-
-def marked(kind: str) -> str:
-    return f"marker-{kind}-{secrets.token_hex(6)}"
 
 
 # P2.4: every field optional; P3.15 / P0.3: a visibility per field, default private
@@ -245,12 +240,12 @@ def test_p2_4_profile_values_are_stored_encrypted(
     client: TestClient, runtime: Runtime, alice: Person
 ) -> None:
     values: dict[str, Any] = {
-        "name": marked("name"),
-        "gender": marked("gender"),
-        "relationship_status": marked("rel"),
-        "interests": [marked("interest")],
-        "education": marked("edu"),
-        "employment": marked("job"),
+        "name": marker("name"),
+        "gender": marker("gender"),
+        "relationship_status": marker("rel"),
+        "interests": [marker("interest")],
+        "education": marker("edu"),
+        "employment": marker("job"),
         "birthday": "1984-07-11",
     }
     changes = {name: {"value": value, "visibility": "public"} for name, value in values.items()}
@@ -270,11 +265,11 @@ def test_p2_4_profile_values_are_stored_encrypted(
 
 
 def test_it_rejects_mallory(client: TestClient, alice: Person, mallory: Person) -> None:
-    secrets_of_alice = {name: marked(name) for name in ("name", "gender", "education")}
+    secrets_of_alice = {name: marker(name) for name in ("name", "gender", "education")}
     changes: dict[str, Any] = {
         name: {"value": value, "visibility": "public"} for name, value in secrets_of_alice.items()
     }
-    changes["interests"] = {"value": [marked("interest")], "visibility": "members"}
+    changes["interests"] = {"value": [marker("interest")], "visibility": "members"}
     assert patch(client, alice, changes).status_code == 200
     leaks = [
         *secrets_of_alice.values(),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from datetime import timedelta
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -13,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from privault.clock import Clock, SystemClock
+from privault.db import new_id
 from privault.notify.models import OutboxMessage
 from privault.notify.transport import Transport
 from privault.vault import Field, Vault, VaultError
@@ -43,7 +43,7 @@ class Outbox:
     ) -> str:
         if template not in SUBJECTS:
             raise LookupError(f"no mail template {template!r}")
-        message_id = secrets.token_hex(16)
+        message_id = new_id()
         now = self.clock.now()
         session.add(
             OutboxMessage(

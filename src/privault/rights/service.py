@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import secrets
 from enum import StrEnum
 
 from sqlalchemy.orm import Session
 
 from privault.clock import Clock
+from privault.db import new_id
 from privault.policy.model import Policy, RequestKind
 from privault.rights.models import RightsRequest, RightsRequestEvent
 
@@ -47,7 +47,7 @@ class RightsService:
         its due date runs from receipt; otherwise it runs from the confirmation of identity."""
         now = self.clock.now()
         request = RightsRequest(
-            id=secrets.token_hex(16),
+            id=new_id(),
             subject_id=subject_id,
             kind=str(kind),
             channel=str(channel),

@@ -10,7 +10,6 @@ user agent is not kept: support does not need it and it helps fingerprint a brow
 from __future__ import annotations
 
 import ipaddress
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -21,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from privault.access.audit import AuditLog, Event
 from privault.clock import Clock, aware
+from privault.db import new_id
 from privault.errors import InvalidInput
 from privault.service.cards import refuse_card_numbers
 from privault.service.emails import check_email
@@ -120,7 +120,7 @@ class MessageService:
     def _store(
         self, subject_id: str, draft: Draft, channel: Channel, ip: str | None, email: str | None
     ) -> MessageView:
-        message_id = secrets.token_hex(16)
+        message_id = new_id()
         now = self.clock.now()
         metadata: dict[str, Any] = {
             "subject": draft.subject,

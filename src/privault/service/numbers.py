@@ -8,7 +8,6 @@ sealed under the owner's key, and numbers are found by their blind index
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from privault.access.audit import AuditLog, Event
 from privault.clock import Clock, aware
+from privault.db import new_id
 from privault.errors import InvalidInput
 from privault.service.errors import (
     DialInExists,
@@ -278,7 +278,7 @@ class NumberListService:
         now = self.clock.now()
         added = []
         for position, (phone, label, index) in enumerate(checked):
-            entry_id = secrets.token_hex(16)
+            entry_id = new_id()
             # A microsecond apart, so a list reads back in the order its numbers were given.
             at = now + timedelta(microseconds=position)
             self.session.add(
@@ -346,7 +346,7 @@ class NumberListService:
         )
         if (lists or 0) >= MAX_LISTS:
             raise NumberListLimit(f"an account has at most {MAX_LISTS} number lists")
-        list_id = secrets.token_hex(16)
+        list_id = new_id()
         row = NumberList(
             id=list_id,
             subject_id=subject_id,

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from privault.clock import Clock
+from privault.db import new_id
 from privault.errors import Conflict, NotAuthenticated, NotFound
 from privault.service.models import PbxToken
 
@@ -58,7 +59,7 @@ class PbxTokenService:
         token = PREFIX + secrets.token_urlsafe(32)
         self.session.add(
             PbxToken(
-                id=secrets.token_hex(16),
+                id=new_id(),
                 name=name,
                 token_hash=_digest(token),
                 created_at=self.clock.now(),

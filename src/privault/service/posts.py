@@ -8,7 +8,6 @@ lower-cased name), so names are unique regardless of case.
 from __future__ import annotations
 
 import re
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from privault.access.audit import AuditLog, Event
 from privault.clock import Clock, aware
+from privault.db import new_id
 from privault.errors import InvalidInput
 from privault.service.cards import refuse_card_numbers
 from privault.service.errors import InvalidUsername, PostNotFound, UsernameTaken
@@ -161,7 +161,7 @@ class PostService:
         Raises ``InvalidInput`` for an empty or over-long body, ``CardNumberRefused``.
         """
         refuse_card_numbers([body])
-        post_id = secrets.token_hex(16)
+        post_id = new_id()
         now = self.clock.now()
         row = Post(
             id=post_id,

@@ -8,7 +8,6 @@ clear: they say what was bought, not who bought it, and billing reports need the
 from __future__ import annotations
 
 import re
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -19,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from privault.access.audit import AuditLog, Event
 from privault.clock import Clock, aware
+from privault.db import new_id
 from privault.errors import InvalidInput
 from privault.service.cards import refuse_card_numbers
 from privault.service.emails import check_email
@@ -202,7 +202,7 @@ class PurchaseService:
         brand = None if new.card_brand is None else new.card_brand.strip().lower()
         if brand is not None and brand not in CARD_BRANDS:
             raise InvalidCardDetails(f"card_brand must be one of {', '.join(sorted(CARD_BRANDS))}")
-        purchase_id = secrets.token_hex(16)
+        purchase_id = new_id()
         row = Purchase(
             id=purchase_id,
             subject_id=subject_id,

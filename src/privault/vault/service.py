@@ -13,6 +13,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from privault.clock import Clock, SystemClock
+from privault.db import new_id
 from privault.vault import crypto
 from privault.vault.errors import SubjectKeyMissing
 from privault.vault.keyring import KEY_BYTES, Keyring
@@ -72,7 +73,7 @@ class Vault:
         master = AESGCM(self.keyring.master(master_id))
         ids, subjects, keys = [], [], []
         for _ in range(count):
-            subject_id = secrets.token_hex(16)
+            subject_id = new_id()
             data_key = secrets.token_bytes(KEY_BYTES)
             ids.append(subject_id)
             subjects.append({"id": subject_id, "kind": kind, "created_at": now})
