@@ -35,9 +35,10 @@ from common import backends, data_folder, free_port, served
 from privault.config import Settings
 from privault.db import bind_value, insert_rows, make_engine
 from privault.runtime import Runtime, open_runtime, prepare
-from privault.service.cdrs import CdrIn, RowResult, read_number
+from privault.service.cdrs import CdrIn, RowResult
 from privault.service.models import CallRecord, Room
 from privault.service.pbx import PbxTokenService
+from privault.service.phones import read_number
 from privault.vault import Field
 
 ROWS = 500_000

@@ -30,11 +30,11 @@ from privault.service.cdrs import (
     Reason,
     RowResult,
     Status,
-    read_number,
     time_zone,
 )
 from privault.service.errors import CdrBatchTooLarge, InvalidTimezone
 from privault.service.models import CallRecord
+from privault.service.phones import read_number
 from privault.vault import Field
 
 MASTER_CSV = Path(__file__).parent.parent / "fixtures" / "Master.csv"

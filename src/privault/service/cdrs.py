@@ -41,12 +41,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
-from functools import lru_cache
 from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import phonenumbers
-from phonenumbers import NumberParseException, ValidationResult
 from sqlalchemy.orm import Session
 
 from privault.access.audit import AuditLog, Event
@@ -54,12 +51,12 @@ from privault.clock import Clock
 from privault.db import binder, insert_new_rows, rows_where_in
 from privault.service.errors import CdrBatchTooLarge, InvalidTimezone
 from privault.service.models import CallRecord, Room
+from privault.service.phones import read_number
 from privault.vault import Field, Vault
 
 #: Most CDRs one call of ``ingest`` takes; the HTTP body limit usually bites first.
 MAX_BATCH = 10_000
 MAX_ROOM_ID = 32
-MAX_NUMBER = 40
 MAX_SECONDS = 2**31 - 1
 #: A start further ahead of the service's clock than this is a PBX with a wrong clock.
 FUTURE_SLACK = timedelta(days=1)
@@ -180,42 +177,6 @@ def time_zone(name: str | None) -> tzinfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise InvalidTimezone(f"{name[:64]!r} is not a time zone name like Europe/Paris") from None
-
-
-@lru_cache(maxsize=100_000)
-def read_number(text: str, region: str | None = None) -> tuple[str, str | None] | None:
-    """A number as a network reports it, as (E.164, ISO country or ``None``); ``None`` when
-    it reads as no number. National numbers are read in ``region``.
-
-    Remembered in memory (bounded, never written anywhere): reading one costs tens of
-    microseconds, and the same callers come back call after call.
-    """
-    text = text.strip()
-    if not text or len(text) > MAX_NUMBER:
-        return None
-    tries = [text]
-    if text.startswith("00"):
-        tries.append("+" + text[2:])
-    if text.isdigit():
-        tries.append("+" + text)
-    for candidate in tries:
-        try:
-            number = phonenumbers.parse(candidate, region)
-        except NumberParseException:
-            continue
-        if number.extension or (
-            phonenumbers.is_possible_number_with_reason(number) != ValidationResult.IS_POSSIBLE
-        ):
-            continue
-        regions = phonenumbers.region_codes_for_country_code(number.country_code or 0)
-        country = regions[0] if regions else None
-        if len(regions) > 1:
-            # Only a code several countries share (+1, +44, +7, ...) needs the slower look-up;
-            # a number no plan knows goes to the code's main country.
-            country = phonenumbers.region_code_for_number(number) or country
-        e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-        return e164, country if country and len(country) == 2 and country != "ZZ" else None
-    return None
 
 
 class _Refused(Exception):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat, ValidationResult
@@ -86,8 +87,45 @@ def parse_phone(raw: str, region: str | None = None, *, what: str = "the number"
         raise refuse(_LENGTH_REASONS.get(possible, "it has an impossible length"))
     if not phonenumbers.is_valid_number(number):
         raise refuse("no such number exists in its country's numbering plan")
-    found = phonenumbers.region_code_for_number(number)
-    return Phone(
-        phonenumbers.format_number(number, PhoneNumberFormat.E164),
-        found if found and found != phonenumbers.UNKNOWN_REGION and len(found) == 2 else None,
-    )
+    return Phone(*_e164_and_region(number))
+
+
+def _e164_and_region(number: phonenumbers.PhoneNumber) -> tuple[str, str | None]:
+    """``number`` in E.164 and its ISO country; ``None`` for a non-geographic one (+800 ...).
+    A number no numbering plan knows goes to its country code's main country."""
+    regions = phonenumbers.region_codes_for_country_code(number.country_code or 0)
+    country = regions[0] if regions else None
+    if len(regions) > 1:
+        # Only a code several countries share (+1, +44, +7, ...) needs the slower look-up.
+        country = phonenumbers.region_code_for_number(number) or country
+    e164 = phonenumbers.format_number(number, PhoneNumberFormat.E164)
+    return e164, country if country and len(country) == 2 and country != "ZZ" else None
+
+
+@lru_cache(maxsize=100_000)
+def read_number(text: str, region: str | None = None) -> tuple[str, str | None] | None:
+    """A number as a network reports it (a PBX's caller ID or dialled number), as (E.164,
+    ISO country or ``None``); ``None`` when it reads as no number. Lenient where
+    ``parse_phone`` is strict: a possible number is enough, ``00`` and bare international
+    digits are read too, and national numbers are read in ``region``.
+
+    Remembered in memory (bounded, never written anywhere): reading one costs tens of
+    microseconds, and the same callers come back call after call.
+    """
+    text = text.strip()
+    if not text or len(text) > MAX_RAW:
+        return None
+    tries = [text]
+    if text.startswith("00"):
+        tries.append("+" + text[2:])
+    if text.isdigit():
+        tries.append("+" + text)
+    for candidate in tries:
+        try:
+            number = phonenumbers.parse(candidate, region)
+        except NumberParseException:
+            continue
+        possible = phonenumbers.is_possible_number_with_reason(number)
+        if not number.extension and possible == ValidationResult.IS_POSSIBLE:
+            return _e164_and_region(number)
+    return None
