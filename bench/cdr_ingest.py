@@ -7,8 +7,8 @@ resolved (owner, E.164, bound timestamps) and in plaintext, with a DB-API execut
 table of the same shape (same columns, key, foreign key and indexes) in the same database.
 Data keys and the phone-number cache are dropped before the timed run.
 
-(b) HTTP, SQLite only: a real ``privault serve --no-worker`` on 127.0.0.1 over a fresh data
-folder with the same rooms; twice HTTP_ROWS CDRs posted as JSON batches of HTTP_BATCH, one
+(b) HTTP, on each backend: a real ``privault serve --no-worker`` on 127.0.0.1 over a fresh
+data folder with the same rooms; twice HTTP_ROWS CDRs posted as JSON batches of HTTP_BATCH, one
 after another on a kept-alive connection (bodies encoded before timing). The first round
 pays for unwrapping every room owner's data key and reading every caller once; the second
 shows a server that has been running a while.
@@ -230,8 +230,8 @@ def library(backend: str) -> None:
         engine.dispose()
 
 
-def over_http() -> None:
-    with data_folder("sqlite") as settings:
+def over_http(backend: str) -> None:
+    with data_folder(backend) as settings:
         prepare(settings).dispose()
         runtime = open_runtime(settings)
         room_ids = make_rooms(runtime)
@@ -266,7 +266,7 @@ def over_http() -> None:
         ceiling = plain_executemany(settings, runtime, cdrs[HTTP_BATCH:], HTTP_BATCH)
         runtime.close()
         print(
-            f"cdr_ingest[http, sqlite]: JSON batches of {HTTP_BATCH} CDRs "
+            f"cdr_ingest[http, {backend}]: JSON batches of {HTTP_BATCH} CDRs "
             f"({len(bodies[1]) // 1024} KiB each) posted one after another to one server "
             f"process; first {HTTP_ROWS} after start {rates[0]:,.0f} CDRs/s, next {HTTP_ROWS} "
             f"{rates[1]:,.0f} CDRs/s (target >= 20,000 CDRs/s); plain executemany of the same "
@@ -278,7 +278,8 @@ def over_http() -> None:
 def main() -> int:
     for backend in backends():
         library(backend)
-    over_http()
+    for backend in backends():
+        over_http(backend)
     return 0
 
 
