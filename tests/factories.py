@@ -8,6 +8,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from httpx2 import Response
 
@@ -91,3 +92,23 @@ def run_cli(settings: Settings, cwd: Path, *args: str) -> subprocess.CompletedPr
         timeout=120,
         check=False,
     )
+
+
+#: A caller's number from the range Ofcom keeps for drama.
+UK_MOBILE = "+447700900123"
+
+
+def cdr(room_id: str, call_id: str, **changes: Any) -> dict[str, Any]:
+    """One CDR as the PBX posts it in JSON: an answered call of about twelve minutes."""
+    return {
+        "call_id": call_id,
+        "room_id": room_id,
+        "caller": UK_MOBILE,
+        "dial_in": "+442079460000",
+        "start": "2024-05-01T09:30:00Z",
+        "answer": "2024-05-01T09:30:04Z",
+        "end": "2024-05-01T09:42:10Z",
+        "duration": 730,
+        "billsec": 726,
+        "disposition": "ANSWERED",
+    } | changes

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -99,17 +97,7 @@ def test_cdr_import_fails_in_one_line(fresh_settings: Settings, tmp_path: Path) 
 
 
 def test_cdr_import_answers_help(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PRIVAULT_")}
-    env |= {"COLUMNS": "200", "PRIVAULT_DATA_DIR": str(tmp_path / "var")}
-    done = subprocess.run(
-        [sys.executable, "-m", "privault.cli", "cdr", "import", "--help"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_cli(Settings(data_dir=tmp_path / "var"), tmp_path, "cdr", "import", "--help")
     assert done.returncode == 0, done.stderr
     assert "Master.csv" in done.stdout and "--timezone" in done.stdout
     assert not (tmp_path / "var").exists()

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from factories import marker
+from factories import cdr, marker
 from privault.config import Settings
 from privault.db import make_engine
 from privault.runtime import open_runtime, prepare
@@ -113,21 +113,7 @@ def _room_lists_and_calls(
         answer = client.post("/api/v1/pbx/pin-check", json=check, headers=pbx)
         assert answer.json() == {"allowed": False}
     callers = [_fi_mobile(), _fi_mobile()]
-    cdrs = [
-        {
-            "call_id": marker("call"),
-            "room_id": room_id,
-            "caller": caller,
-            "dial_in": "+442079460000",
-            "start": "2024-05-01T09:30:00Z",
-            "answer": "2024-05-01T09:30:04Z",
-            "end": "2024-05-01T09:42:10Z",
-            "duration": 730,
-            "billsec": 726,
-            "disposition": "ANSWERED",
-        }
-        for caller in callers
-    ]
+    cdrs = [cdr(room_id, marker("call"), caller=caller) for caller in callers]
     ingested = client.post("/api/v1/pbx/cdrs", json={"cdrs": cdrs}, headers=pbx)
     assert ingested.status_code == 200 and ingested.json()["accepted"] == 2, ingested.text
     markers = [room_id, pin, wrong, name, label]

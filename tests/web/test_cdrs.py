@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from factories import Person, api_error, give_room_id
+from factories import UK_MOBILE, Person, api_error, cdr, give_room_id
 from privault.clock import aware
 from privault.runtime import Runtime
 from privault.service.cdr_schemas import CdrBatchOut
@@ -18,22 +17,6 @@ from privault.vault import Field
 CDRS = "/api/v1/pbx/cdrs"
 MASTER_CSV = Path(__file__).parent.parent / "fixtures" / "Master.csv"
 ROOM_A, ROOM_B = "4817305926", "7305924816"
-UK_MOBILE = "+447700900123"
-
-
-def cdr(room_id: str, call_id: str, **changes: Any) -> dict[str, Any]:
-    return {
-        "call_id": call_id,
-        "room_id": room_id,
-        "caller": UK_MOBILE,
-        "dial_in": "+442079460000",
-        "start": "2024-05-01T09:30:00Z",
-        "answer": "2024-05-01T09:30:04Z",
-        "end": "2024-05-01T09:42:10Z",
-        "duration": 730,
-        "billsec": 726,
-        "disposition": "ANSWERED",
-    } | changes
 
 
 def stored(runtime: Runtime) -> list[CallRecord]:
