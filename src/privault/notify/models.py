@@ -12,7 +12,12 @@ from privault.vault.datamap import personal_data
 from privault.vault.models import SUBJECT_ID
 
 
-@personal_data("registration", encrypted=("payload_ct",))
+@personal_data(
+    "registration",
+    encrypted=("payload_ct",),
+    json=("payload_ct",),
+    exported=("id", "template", "state", "created_at", "sent_at"),
+)
 class OutboxMessage(Base):
     """A mail to send. The sealed payload (address and template context) is dropped once sent."""
 

@@ -56,6 +56,19 @@ class Sensitivity(StrEnum):
     SECRET = "secret"  # noqa: S105 (a level, not a password)
 
 
+class Source(StrEnum):
+    """Where a category's data comes from (Art. 15(1)(g)); portability (Art. 20) covers
+    what the person provided and what the service generated as they used it."""
+
+    PROVIDED = "provided"
+    GENERATED = "generated"
+    INFERRED = "inferred"
+
+    @property
+    def portable(self) -> bool:
+        return self is not Source.INFERRED
+
+
 class RetentionAnchor(StrEnum):
     COLLECTION = "collection"
     ACCOUNT_CLOSURE = "account_closure"
@@ -143,6 +156,10 @@ class Retention(_Entry):
     period: RetentionPeriod
     from_: RetentionAnchor | None = Field(default=None, alias="from", validate_default=True)
     reason: Text
+    obligation: Text | None = Field(default=None, validate_default=True)
+    """The law that makes us keep this data after an erasure request (Art. 17(3)(b)):
+    erasure then keeps it, re-encrypted under a retention key and restricted, until the
+    period ends."""
 
     @field_validator("from_")
     @classmethod
@@ -152,6 +169,15 @@ class Retention(_Entry):
             raise invalid("anchor", "leave 'from' out when the period is 'account'")
         if isinstance(period, Duration) and value is None:
             raise invalid("anchor", "required: the moment the period counts from")
+        return value
+
+    @field_validator("obligation")
+    @classmethod
+    def _obligation_has_an_end(cls, value: str | None, info: ValidationInfo) -> Any:
+        if value is not None and info.data.get("period") == ACCOUNT:
+            raise invalid(
+                "obligation", "a legal obligation to keep data needs a period, not 'account'"
+            )
         return value
 
     @property
@@ -169,6 +195,7 @@ class Category(_Entry):
     promise: Promise
     fields: IdList
     sensitivity: Sensitivity
+    source: Source
     retention: Retention
 
 
@@ -297,6 +324,8 @@ class Rights(_Entry):
     # GDPR Art. 12(3): one month, extended by at most two more: three months in all.
     extension_max_months: Annotated[int, Field(ge=1, le=3)]
     kinds: Annotated[tuple[RequestKind, ...], Field(min_length=1), AfterValidator(distinct)]
+    #: What an access export says about automated decision-making (Art. 15(1)(h), Art. 22).
+    automated_decisions: Text
 
     def due_at(self, received: datetime) -> datetime:
         """The policy's days, but never later than one calendar month (Art. 12(3)): in

@@ -21,7 +21,12 @@ def _subject_fk(*, primary_key: bool = False, index: bool = False) -> Mapped[str
     )
 
 
-@personal_data("registration", encrypted=("email_ct", "display_name_ct"), indexed=("email_index",))
+@personal_data(
+    "registration",
+    encrypted=("email_ct", "display_name_ct"),
+    indexed=("email_index",),
+    exported=("email_ct", "display_name_ct", "created_at", "email_verified_at", "closed_at"),
+)
 class Account(Base):
     """A registered person. The email is sealed; look-ups go through its blind index."""
 
@@ -37,7 +42,12 @@ class Account(Base):
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-@personal_data("registration", encrypted=("room_id_ct",), indexed=("room_id_index",))
+@personal_data(
+    "registration",
+    encrypted=("room_id_ct",),
+    indexed=("room_id_index",),
+    exported=("room_id_ct", "created_at", "pin_changed_at"),
+)
 class Room(Base):
     """The room every account gets at registration; its Room ID is typed on a keypad."""
 
@@ -52,7 +62,12 @@ class Room(Base):
     pin_changed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-@personal_data("profile", encrypted=("value_ct",))
+@personal_data(
+    "profile",
+    encrypted=("value_ct",),
+    json=("value_ct",),
+    exported=("field", "value_ct", "visibility", "updated_at"),
+)
 class ProfileField(Base):
     """One optional profile field of P2.4, with its own visibility (P3.15)."""
 
@@ -65,7 +80,7 @@ class ProfileField(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-@personal_data("registration")
+@personal_data("registration", exported=("created_at", "expires_at"))
 class LoginSession(Base):
     """A login. Only the token's digest is stored."""
 
@@ -77,7 +92,7 @@ class LoginSession(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-@personal_data("registration")
+@personal_data("registration", exported=("expires_at",))
 class EmailVerification(Base):
     """A pending email verification link; only the token's digest is stored."""
 
@@ -142,7 +157,7 @@ class DialInNumber(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-@personal_data("service_input", encrypted=("name_ct",))
+@personal_data("service_input", encrypted=("name_ct",), exported=("id", "name_ct", "created_at"))
 class NumberList(Base):
     """A room owner's named list of numbers to invite (P2.6)."""
 
@@ -154,7 +169,12 @@ class NumberList(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-@personal_data("service_input", encrypted=("number_ct", "label_ct"), indexed=("number_index",))
+@personal_data(
+    "service_input",
+    encrypted=("number_ct", "label_ct"),
+    indexed=("number_index",),
+    exported=("id", "list_id", "number_ct", "label_ct", "created_at"),
+)
 class NumberListEntry(Base):
     """A number (E.164) with an optional label in one of the owner's lists."""
 
@@ -174,7 +194,24 @@ class NumberListEntry(Base):
 # -- Calls ---------------------------------------------------------------------------------
 
 
-@personal_data("call_records", encrypted=("caller_ct",), indexed=("caller_index",))
+@personal_data(
+    "call_records",
+    encrypted=("caller_ct",),
+    indexed=("caller_index",),
+    exported=(
+        "call_id",
+        "caller_ct",
+        "caller_country",
+        "dial_in",
+        "started_at",
+        "answered_at",
+        "ended_at",
+        "duration",
+        "billsec",
+        "disposition",
+        "ingested_at",
+    ),
+)
 class CallRecord(Base):
     """A call detail record from the PBX, owned by the room's owner (P2.7).
 
@@ -212,6 +249,22 @@ class CallRecord(Base):
         "card_last4_ct",
         "card_expiry_ct",
     ),
+    exported=(
+        "id",
+        "kind",
+        "item",
+        "amount_minor",
+        "currency",
+        "billing_name_ct",
+        "billing_address_ct",
+        "phone_ct",
+        "email_ct",
+        "payment_token_ct",
+        "card_brand",
+        "card_last4_ct",
+        "card_expiry_ct",
+        "created_at",
+    ),
 )
 class Purchase(Base):
     """A purchase or donation. The card is only the processor's token, brand, last four, expiry."""
@@ -238,7 +291,12 @@ class Purchase(Base):
 # -- Publication ---------------------------------------------------------------------------
 
 
-@personal_data("publications", encrypted=("username_ct",), indexed=("username_index",))
+@personal_data(
+    "publications",
+    encrypted=("username_ct",),
+    indexed=("username_index",),
+    exported=("username_ct", "created_at"),
+)
 class Username(Base):
     """The name a person's public profile page is found under (P2.9)."""
 
@@ -250,7 +308,11 @@ class Username(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-@personal_data("publications", encrypted=("body_ct",))
+@personal_data(
+    "publications",
+    encrypted=("body_ct",),
+    exported=("id", "body_ct", "visibility", "created_at", "updated_at"),
+)
 class Post(Base):
     """A post with its own visibility: private by default (P3.15, P0.3)."""
 
@@ -267,7 +329,12 @@ class Post(Base):
 # -- Messages to us ------------------------------------------------------------------------
 
 
-@personal_data("communications", encrypted=("content_ct", "metadata_ct"))
+@personal_data(
+    "communications",
+    encrypted=("content_ct", "metadata_ct"),
+    json=("metadata_ct",),
+    exported=("id", "channel", "content_ct", "metadata_ct", "created_at"),
+)
 class Message(Base):
     """A message a person sent us (P2.10): content and metadata sealed under their key."""
 

@@ -1,14 +1,16 @@
 """The data map: every table that holds personal data declares its category and subject column.
 
 Export, erasure, retention and the at-rest checks walk this registry instead of
-knowing tables one by one.
+knowing tables one by one. What an export shows is an allowlist, ``exported``: sealed
+columns in it are opened and shown under their name without ``_ct``. Blind indexes,
+hashes, tokens and anything else not listed stay out by construction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T", bound=type)
 
@@ -20,9 +22,26 @@ class PersonalTable:
     subject_column: str
     encrypted: tuple[str, ...]
     indexed: tuple[str, ...]
+    #: The columns an export shows (sealed ones opened), in order.
+    exported: tuple[str, ...]
+    #: Sealed columns that hold JSON rather than text.
+    json: tuple[str, ...]
+    #: The primary key columns; a sealed value's associated data names the row by them.
+    key: tuple[str, ...]
+    #: Whether the person's export shows this table (their downloads themselves do not).
+    in_export: bool
+
+    def row_id(self, row: Mapping[Any, Any]) -> str:
+        """How a row is named in its sealed values' associated data (``vault.Field``)."""
+        return "/".join(str(row[column]) for column in self.key)
 
 
 REGISTRY: dict[str, PersonalTable] = {}
+
+
+def field_name(column: str) -> str:
+    """A sealed column's name in exports: ``email_ct`` is ``email``."""
+    return column.removesuffix("_ct")
 
 
 def personal_data(
@@ -31,16 +50,26 @@ def personal_data(
     subject_column: str = "subject_id",
     encrypted: tuple[str, ...] = (),
     indexed: tuple[str, ...] = (),
+    exported: tuple[str, ...] = (),
+    json: tuple[str, ...] = (),
+    in_export: bool = True,
 ) -> Callable[[T], T]:
     """Class decorator for an ORM model holding personal data of ``category``."""
 
     def register(model: T) -> T:
         table = model.__tablename__  # type: ignore[attr-defined]
         columns = model.__table__.columns  # type: ignore[attr-defined]
-        for name in (subject_column, *encrypted, *indexed):
+        for name in (subject_column, *encrypted, *indexed, *exported, *json):
             if name not in columns:
                 raise LookupError(f"data map: {table} has no column {name!r}")
-        REGISTRY[table] = PersonalTable(table, category, subject_column, encrypted, indexed)
+        if not set(json) <= set(encrypted):
+            raise LookupError(f"data map: {table}: json columns must be encrypted ones")
+        if set(exported) & set(indexed):
+            raise LookupError(f"data map: {table}: a blind index is never exported")
+        key = tuple(column.name for column in model.__table__.primary_key.columns)  # type: ignore[attr-defined]
+        REGISTRY[table] = PersonalTable(
+            table, category, subject_column, encrypted, indexed, exported, json, key, in_export
+        )
         return model
 
     return register

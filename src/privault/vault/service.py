@@ -179,6 +179,16 @@ class Vault:
             [field.aad for _, field, _ in items],
         )
 
+    def decrypt_many(
+        self, session: Session, subject_id: str, items: Sequence[tuple[Field, bytes]]
+    ) -> list[str]:
+        """Open many of one subject's values (the export path); raises as ``decrypt``."""
+        cipher = self._cipher(session, subject_id)
+        return [
+            crypto.open_sealed(cipher, blob, field.aad, str(field)).decode()
+            for field, blob in items
+        ]
+
     # -- blind indexes -----------------------------------------------------
 
     def blind_index(self, kind: str, value: str) -> bytes:
