@@ -3,7 +3,12 @@
 from privault.access.models import AccessLogEntry
 from privault.notify.models import OutboxMessage
 from privault.policy.store import PolicyVersion
-from privault.rights.models import RightsRequest, RightsRequestEvent
+from privault.rights.models import (
+    ExportDownload,
+    RetainedRecord,
+    RightsRequest,
+    RightsRequestEvent,
+)
 from privault.service.models import (
     Account,
     CallRecord,
@@ -30,6 +35,7 @@ __all__ = [
     "CallRecord",
     "DialInNumber",
     "EmailVerification",
+    "ExportDownload",
     "LoginSession",
     "Message",
     "NumberList",
@@ -42,6 +48,7 @@ __all__ = [
     "Post",
     "ProfileField",
     "Purchase",
+    "RetainedRecord",
     "RightsRequest",
     "RightsRequestEvent",
     "Room",

@@ -20,9 +20,12 @@ from privault.notify.outbox import Mailer, Outbox
 from privault.notify.transport import MaildirTransport
 from privault.policy.model import Policy
 from privault.policy.store import PolicyStore
+from privault.rights.engine import RightsEngine
+from privault.rights.erasure import Eraser
 from privault.rights.service import RightsService
 from privault.service.accounts import AccountService
 from privault.service.cdrs import CdrService
+from privault.service.errors import AccountNotFound
 from privault.service.messages import MessageService
 from privault.service.numbers import DialInService, NumberListService
 from privault.service.passwords import Passwords
@@ -113,7 +116,36 @@ class Runtime:
         return MessageService(session, self.vault, self.audit, self.clock)
 
     def rights(self, session: Session) -> RightsService:
-        return RightsService(session, self.policy, self.clock)
+        accounts = self.accounts(session)
+
+        def address_of(subject_id: str) -> str | None:
+            try:
+                return accounts.email_of(subject_id)
+            except AccountNotFound:
+                return None
+
+        return RightsService(session, self.vault, self.policy, self.clock, self.outbox, address_of)
+
+    def rights_engine(self) -> RightsEngine:
+        eraser = Eraser(
+            self.factory,
+            self.vault,
+            self.policy,
+            self.clock,
+            self.outbox,
+            self.transport(),
+            self.rights,
+        )
+        return RightsEngine(
+            self.factory,
+            self.vault,
+            self.policy,
+            self.clock,
+            self.outbox,
+            eraser,
+            self.rights,
+            self.settings.base_url,
+        )
 
     def close(self) -> None:
         """Release the database connections this runtime opened."""
@@ -121,11 +153,14 @@ class Runtime:
         if isinstance(bind, Engine):
             bind.dispose()
 
+    def transport(self) -> MaildirTransport:
+        return MaildirTransport(self.settings.maildir)
+
     def mailer(self) -> Mailer:
         return Mailer(
             self.factory,
             self.vault,
-            MaildirTransport(self.settings.maildir),
+            self.transport(),
             self.settings.mail_from,
             self.clock,
         )

@@ -22,6 +22,8 @@ class Worker:
         self._thread = threading.Thread(target=self._run, name="privault-worker", daemon=True)
 
     def sweep_once(self) -> int:
+        """One pass: requests carried forward (their mail queued), then mail sent."""
+        self.runtime.rights_engine().run_once()
         return self.runtime.mailer().deliver_pending()
 
     def _run(self) -> None:

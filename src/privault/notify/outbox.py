@@ -20,6 +20,11 @@ from privault.vault import Field, Vault, VaultError
 SUBJECTS = {
     "verify_email": "Confirm your email address",
     "account_closed": "Your account is closed",
+    "rights_extended": "We need more time for your request",
+    "rights_refused": "We cannot act on your request",
+    "rights_completed": "Your request is done",
+    "rights_export_ready": "Your data is ready to download",
+    "erasure_done": "Your data is being erased",
 }
 MAX_ATTEMPTS = 8
 
@@ -63,6 +68,22 @@ class Outbox:
             )
         )
         return message_id
+
+    def pending_for(self, session: Session, subject_id: str) -> int:
+        """How many of the person's mails are still waiting to be sent."""
+        return len(
+            session.scalars(
+                select(OutboxMessage.id).where(
+                    OutboxMessage.subject_id == subject_id, OutboxMessage.state == "pending"
+                )
+            ).all()
+        )
+
+    def ids_of(self, session: Session, subject_id: str) -> list[str]:
+        """The ids (and so the transport keys) of every mail to the person."""
+        return list(
+            session.scalars(select(OutboxMessage.id).where(OutboxMessage.subject_id == subject_id))
+        )
 
 
 class Mailer:

@@ -12,6 +12,9 @@ class Transport(Protocol):
     def send(self, key: str, message: EmailMessage) -> None:
         """Deliver ``message``; delivering the same ``key`` twice must deliver it once."""
 
+    def forget(self, keys: list[str]) -> None:
+        """Drop any copy kept here of the mail sent under ``keys`` (its person is erased)."""
+
 
 class MaildirTransport:
     """Delivers into a maildir (``tmp/`` then rename into ``new/``), keyed by outbox id."""
@@ -33,6 +36,11 @@ class MaildirTransport:
         finally:
             os.close(fd)
         os.replace(tmp, self.root / "new" / name)
+
+    def forget(self, keys: list[str]) -> None:
+        for key in keys:
+            for sub in ("tmp", "new", "cur"):
+                (self.root / sub / f"{key}.eml").unlink(missing_ok=True)
 
     def messages(self) -> list[Path]:
         return sorted((self.root / "new").glob("*.eml")) + sorted((self.root / "cur").glob("*.eml"))

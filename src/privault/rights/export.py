@@ -108,12 +108,15 @@ class Exporter:
         found: dict[str, list[dict[str, Any]]] = {}
         for entry in tables():
             if entry.in_export:
-                rows = self._rows(entry, subject_id)
-                if rows:
-                    found.setdefault(entry.category, []).extend(rows)
+                for row in self.rows(entry, subject_id):
+                    found.setdefault(entry.category, []).append(
+                        {"table": row["table"], "values": row["values"]}
+                    )
         return found
 
-    def _rows(self, entry: PersonalTable, subject_id: str) -> list[dict[str, Any]]:
+    def rows(self, entry: PersonalTable, subject_id: str) -> list[dict[str, Any]]:
+        """The person's rows of one data-map table: ``{"table", "row", "values"}`` with the
+        exported columns, sealed ones opened; ``row`` names the row as sealing does."""
         table: Table = Base.metadata.tables[entry.table]
         columns = [table.c[name] for name in dict.fromkeys([*entry.key, *entry.exported])]
         opened_columns = [c for c in entry.exported if c in entry.encrypted]
@@ -131,6 +134,7 @@ class Exporter:
         out: list[dict[str, Any]] = [
             {
                 "table": entry.table,
+                "row": entry.row_id(row),
                 "values": {
                     field_name(name): None if name in entry.encrypted else _plain(row[name])
                     for name in entry.exported

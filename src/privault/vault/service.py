@@ -162,6 +162,22 @@ class Vault:
             self._cipher(session, subject_id), blob, field.aad, str(field)
         ).decode()
 
+    def encrypt_bytes(self, session: Session, subject_id: str, field: Field, raw: bytes) -> bytes:
+        return crypto.seal(self._cipher(session, subject_id), raw, field.aad)
+
+    def decrypt_bytes(self, session: Session, subject_id: str, field: Field, blob: bytes) -> bytes:
+        return crypto.open_sealed(self._cipher(session, subject_id), blob, field.aad, str(field))
+
+    def seal_retained(self, field: Field, value: object) -> bytes:
+        """Seal ``value`` (as JSON) under the keyring's retention key: for what the law makes
+        us keep after its person's own key is destroyed."""
+        raw = json.dumps(value, separators=(",", ":")).encode()
+        return crypto.seal(AESGCM(self.keyring.secret("retention")), raw, field.aad)
+
+    def open_retained(self, field: Field, blob: bytes) -> object:
+        cipher = AESGCM(self.keyring.secret("retention"))
+        return json.loads(crypto.open_sealed(cipher, blob, field.aad, str(field)))
+
     def encrypt_json(self, session: Session, subject_id: str, field: Field, value: object) -> bytes:
         return self.encrypt(session, subject_id, field, json.dumps(value, separators=(",", ":")))
 

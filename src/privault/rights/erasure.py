@@ -1,0 +1,221 @@
+"""Erasure (Art. 17, P0.4): a person's data destroyed across the data map, step by step.
+
+Each step is its own transaction and records itself on the request (``step``), so a
+process killed at any point resumes where it stopped and repeats no side effect:
+
+1. ``retained``: rows of categories the law makes us keep (the policy's retention
+   ``obligation``) are copied, opened, into ``retained_records`` sealed under the
+   keyring's retention key, restricted, with the end of that obligation.
+2. ``notified``: the last mail to the person says the erasure is happening (and what the
+   law keeps); the next step waits until it has left, or until a day before the deadline.
+3. ``shredded``: the person's data key is destroyed. Whatever is still sealed under it
+   (rows, backups, copies) can never be opened again. This is the step that must be fast.
+4. ``done``: every row of the person in every data-map table is deleted, then the subject
+   itself; copies of their mail kept by the transport are dropped; the request keeps only
+   what proves it (kind, dates, a keyed hash of the subject id). On SQLite deleted pages
+   are zeroed (``secure_delete``) and the WAL is checkpointed, so nothing lingers on disk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, Engine, delete, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from privault.clock import Clock, aware
+from privault.db import Base
+from privault.notify.outbox import Outbox
+from privault.notify.transport import Transport
+from privault.policy.model import Policy, RetentionAnchor
+from privault.policy.types import Duration
+from privault.rights.export import Exporter
+from privault.rights.models import RetainedRecord, RightsRequest
+from privault.rights.service import RightsService, State
+from privault.vault import Field, Vault
+from privault.vault.datamap import tables
+from privault.vault.models import Subject, SubjectKey
+
+#: The notice may hold the erasure back this long before the deadline, no longer.
+NOTICE_MARGIN = timedelta(days=1)
+
+
+class Step:
+    RETAINED = "retained"
+    NOTIFIED = "notified"
+    SHREDDED = "shredded"
+    DONE = "done"
+
+
+@dataclass(frozen=True)
+class Erased:
+    rows: int
+    tables: int
+
+
+class Eraser:
+    """Carries one erasure request forward, as far as it can go now."""
+
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        vault: Vault,
+        policy: Policy,
+        clock: Clock,
+        outbox: Outbox,
+        transport: Transport,
+        rights: Callable[[Session], RightsService],
+    ) -> None:
+        self.factory = factory
+        self.vault = vault
+        self.policy = policy
+        self.clock = clock
+        self.outbox = outbox
+        self.transport = transport
+        self.rights = rights
+
+    def advance(self, request_id: str) -> str | None:
+        """Take every step that can be taken now; returns the step reached (``None`` when
+        the request is not an open erasure). Raises what a step raises, leaving the
+        request at the last step completed."""
+        while True:
+            with self.factory() as session, session.begin():
+                request = session.get(RightsRequest, request_id, with_for_update=True)
+                if request is None or request.kind != "erasure":
+                    return None
+                if request.state not in (State.VERIFIED, State.IN_PROGRESS):
+                    return request.step
+                before = request.step
+                self._step(session, request)
+                after = request.step
+            if after == Step.DONE:
+                self._settle()
+            if after in (before, Step.DONE):
+                return after
+
+    def _step(self, session: Session, request: RightsRequest) -> None:
+        subject_id = request.subject_id
+        assert subject_id is not None, "an open erasure names its subject"
+        if request.step is None:
+            if request.state == State.VERIFIED:
+                self.rights(session).start(
+                    request.id, actor="system:erasure", note="erasure started"
+                )
+            request.step = Step.RETAINED
+            request.outcome = f"{self._retain(session, request, subject_id)} record(s) retained"
+        elif request.step == Step.RETAINED:
+            kept = self._obligations(session, request)
+            address = self.rights(session).address_of(subject_id)
+            if address is not None:
+                self.outbox.enqueue(
+                    session,
+                    subject_id,
+                    address,
+                    "erasure_done",
+                    {"request_id": request.id, "kept": " ".join(kept)},
+                )
+            request.step = Step.NOTIFIED
+        elif request.step == Step.NOTIFIED:
+            deadline = aware(request.extended_to or request.due_at or self.clock.now())
+            waiting = self.outbox.pending_for(session, subject_id)
+            if waiting and self.clock.now() < deadline - NOTICE_MARGIN:
+                return
+            self.vault.shred(session, subject_id)
+            request.step = Step.SHREDDED
+        elif request.step == Step.SHREDDED:
+            erased = self.delete_rows(session, subject_id)
+            request.subject_id = None
+            request.details_ct = None
+            request.step = Step.DONE
+            self.rights(session).complete(
+                request.id,
+                actor="system:erasure",
+                outcome=(
+                    f"erased {erased.rows} row(s) in {erased.tables} table(s); "
+                    f"{request.outcome or '0 record(s) retained'} under legal obligation"
+                ),
+            )
+
+    def _retain(self, session: Session, request: RightsRequest, subject_id: str) -> int:
+        """Copy the rows the law makes us keep; returns how many are kept."""
+        now = self.clock.now()
+        exporter = Exporter(session, self.vault, self.policy, self.clock)
+        kept = 0
+        for entry in tables():
+            retention = self.policy.category(entry.category).retention
+            if retention.obligation is None or not isinstance(retention.period, Duration):
+                continue
+            for record in exporter.rows(entry, subject_id):
+                row_id = record["row"]
+                taken = session.scalar(
+                    select(RetainedRecord.id).where(
+                        RetainedRecord.source_table == entry.table,
+                        RetainedRecord.source_row == row_id,
+                    )
+                )
+                if taken is None:
+                    anchor = now
+                    collected = record["values"].get("created_at")
+                    if retention.from_ is RetentionAnchor.COLLECTION and collected:
+                        anchor = aware(datetime.fromisoformat(collected))
+                    session.add(
+                        RetainedRecord(
+                            source_table=entry.table,
+                            source_row=row_id,
+                            category=entry.category,
+                            subject_ref=request.subject_ref,
+                            values_ct=self.vault.seal_retained(
+                                Field("retained_records", "values_ct", f"{entry.table}/{row_id}"),
+                                record["values"],
+                            ),
+                            obligation=retention.obligation,
+                            retained_at=now,
+                            retain_until=retention.period.add_to(anchor),
+                        )
+                    )
+                kept += 1
+        return kept
+
+    def _obligations(self, session: Session, request: RightsRequest) -> list[str]:
+        """The legal obligations under which some of the person's records are kept."""
+        return sorted(
+            set(
+                session.scalars(
+                    select(RetainedRecord.obligation).where(
+                        RetainedRecord.subject_ref == request.subject_ref
+                    )
+                )
+            )
+        )
+
+    def delete_rows(self, session: Session, subject_id: str) -> Erased:
+        """Delete the person's rows in every data-map table, then the subject; drop the
+        transport's copies of their mail. Safe to repeat."""
+        self.transport.forget(self.outbox.ids_of(session, subject_id))
+        rows = touched = 0
+        for entry in tables():
+            table = Base.metadata.tables[entry.table]
+            result = session.execute(
+                delete(table).where(table.c[entry.subject_column] == subject_id)
+            )
+            done = cast(CursorResult[Any], result).rowcount
+            rows += done
+            touched += bool(done)
+        session.execute(delete(SubjectKey).where(SubjectKey.subject_id == subject_id))
+        session.execute(delete(Subject).where(Subject.id == subject_id))
+        return Erased(rows, touched)
+
+    def _settle(self) -> None:
+        """SQLite: copy the WAL (old page versions included) into the database file, whose
+        freed pages ``secure_delete`` has zeroed, and empty it."""
+        with self.factory() as session:
+            bind = session.get_bind()
+        if isinstance(bind, Engine) and bind.dialect.name == "sqlite":
+            raw = bind.raw_connection()
+            try:
+                raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            finally:
+                raw.close()
