@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from privault.clock import Clock
@@ -72,6 +72,14 @@ class RightsEngine:
     def run_once(self) -> SweepReport:
         """Advance every open, verified request as far as it can go now."""
         report = SweepReport()
+        with self.factory() as session, session.begin():
+            # An export nobody fetched in time is dropped, not kept sealed indefinitely.
+            session.execute(
+                update(ExportDownload)
+                .where(ExportDownload.expires_at <= self.clock.now())
+                .where(ExportDownload.archive_ct.is_not(None))
+                .values(archive_ct=None)
+            )
         with self.factory() as session:
             due = session.execute(
                 select(RightsRequest.id, RightsRequest.kind, RightsRequest.state)

@@ -358,7 +358,6 @@ class RightsService:
         if found.used_at is not None or found.archive_ct is None:
             raise DownloadGone("this link was used already: ask for a new export")
         if self.clock.now() >= aware(found.expires_at):
-            found.archive_ct = None
             raise DownloadGone("this link has expired: ask for a new export")
         field = Field("export_downloads", "archive_ct", found.id)
         raw = self.vault.decrypt_bytes(self.session, subject_id, field, found.archive_ct)

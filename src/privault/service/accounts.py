@@ -273,16 +273,11 @@ class AccountService:
         filed for the rights engine, due within the policy's deadline. Closing needs
         a login from the last few minutes: raises ``ReauthenticationRequired``.
         """
-        login = self.session.get(LoginSession, _digest(token))
+        self.require_recent_login(subject_id, token, "close the account")
         account = self.session.get(Account, subject_id)
-        if login is None or login.subject_id != subject_id or account is None:
+        if account is None:
             raise SessionInvalid("log in first: the session is missing or has expired")
         now = self.clock.now()
-        if now - aware(login.created_at) > STEP_UP:
-            minutes = int(STEP_UP.total_seconds() // 60)
-            raise ReauthenticationRequired(
-                f"log in again to close the account: the login must be under {minutes} minutes old"
-            )
         email = self.email_of(subject_id)
         account.closed_at = now
         self.session.execute(delete(LoginSession).where(LoginSession.subject_id == subject_id))
@@ -313,6 +308,19 @@ class AccountService:
             detail={"request": request.id},
         )
         return request
+
+    def require_recent_login(self, subject_id: str, token: str, to: str) -> None:
+        """Step-up for what cannot be undone or exposes everything (closing, exporting):
+        raises ``ReauthenticationRequired`` unless the session ``token`` was opened in the
+        last 15 minutes, ``SessionInvalid`` unless it is the person's."""
+        login = self.session.get(LoginSession, _digest(token))
+        if login is None or login.subject_id != subject_id:
+            raise SessionInvalid("log in first: the session is missing or has expired")
+        if self.clock.now() - aware(login.created_at) > STEP_UP:
+            minutes = int(STEP_UP.total_seconds() // 60)
+            raise ReauthenticationRequired(
+                f"log in again to {to}: the login must be under {minutes} minutes old"
+            )
 
     def email_of(self, subject_id: str) -> str:
         return self.summary(subject_id).email

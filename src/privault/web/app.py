@@ -8,7 +8,17 @@ from privault import __version__
 from privault.runtime import Runtime
 from privault.service.schemas import ErrorOut
 from privault.web import errors, pages, public
-from privault.web.api import accounts, cdrs, messages, pbx, posts, profile, purchases, rooms
+from privault.web.api import (
+    accounts,
+    cdrs,
+    messages,
+    pbx,
+    posts,
+    profile,
+    purchases,
+    rights,
+    rooms,
+)
 from privault.web.limits import BodySizeLimit, JsonBodies
 
 API = "/api/v1"
@@ -37,6 +47,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(purchases.router, prefix=API, responses=ERROR_RESPONSES)
     app.include_router(posts.router, prefix=API, responses=ERROR_RESPONSES)
     app.include_router(messages.router, prefix=API, responses=ERROR_RESPONSES)
+    app.include_router(rights.router, prefix=API, responses=ERROR_RESPONSES)
     app.include_router(pages.router)
     app.include_router(public.router)
 

@@ -20,11 +20,13 @@ from privault.errors import (
     NotFound,
     PrivaultError,
 )
+from privault.rights.errors import DownloadGone
 from privault.vault import VaultError
 
 log = logging.getLogger("privault.web")
 
 STATUS: list[tuple[type[PrivaultError], int]] = [
+    (DownloadGone, 410),
     (NotAuthenticated, 401),
     (Forbidden, 403),
     (NotFound, 404),
@@ -40,6 +42,7 @@ HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     413: "body_too_large",
+    410: "gone",
     415: "unsupported_media_type",
     422: "invalid_request",
 }

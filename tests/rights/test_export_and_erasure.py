@@ -1,0 +1,299 @@
+"""Access export and erasure across the whole data map (P9.1, P0.4, P7.1)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import secrets
+import zipfile
+from collections.abc import Iterator
+from email import message_from_bytes
+from email.policy import default
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select, text
+
+from factories import api_error, cdr, marker
+from privault.config import Settings
+from privault.db import Base, make_engine
+from privault.rights.models import RetainedRecord, RightsRequest
+from privault.runtime import Runtime, open_runtime, prepare
+from privault.service.pbx import PbxTokenService
+from privault.vault import Field, SubjectKeyMissing
+from privault.vault.datamap import tables
+from privault.web.app import create_app
+
+
+@pytest.fixture
+def served(fresh_settings: Settings) -> Iterator[TestClient]:
+    prepare(fresh_settings).dispose()
+    runtime = open_runtime(fresh_settings)
+    with TestClient(create_app(runtime)) as client:
+        yield client
+    runtime.close()
+
+
+def runtime_of(client: TestClient) -> Runtime:
+    runtime: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    return runtime
+
+
+def fi_mobile() -> str:
+    return f"+35840{secrets.randbelow(10**7):07d}"
+
+
+def person_everywhere(
+    client: TestClient, pbx: dict[str, str]
+) -> tuple[dict[str, str], list[str], str]:
+    """A person with data in every table of the data map; their auth header, the values
+    they hold (markers and numbers) and their subject id."""
+    email, password, name = f"{marker('em')}@example.com", marker("pw"), marker("nm")
+    made = client.post(
+        "/api/v1/accounts", json={"email": email, "password": password, "display_name": name}
+    )
+    assert made.status_code == 201, made.text
+    room_id = made.json()["room_id"]
+    login = client.post("/api/v1/session", json={"email": email, "password": password})
+    auth = {"Authorization": f"Bearer {login.json()['token']}"}
+    gender, interest = marker("ge"), marker("in")
+    patch = {"gender": {"value": gender}, "interests": {"value": [interest]}}
+    assert client.patch("/api/v1/me/profile", json=patch, headers=auth).status_code == 200
+    assert (
+        client.put("/api/v1/me/room/pin", json={"pin": "80417263"}, headers=auth).status_code == 204
+    )
+    list_name, label, number = marker("ls"), marker("lb"), fi_mobile()
+    made_list = client.post(
+        "/api/v1/me/number-lists",
+        json={"name": list_name, "numbers": [{"number": number, "label": label}]},
+        headers=auth,
+    )
+    assert made_list.status_code == 201, made_list.text
+    caller = fi_mobile()
+    sent = client.post(
+        "/api/v1/pbx/cdrs",
+        json={"cdrs": [cdr(room_id, marker("call"), caller=caller)]},
+        headers=pbx,
+    )
+    assert sent.json()["accepted"] == 1
+    billing, token = marker("bn"), marker("tk")
+    purchase = {
+        "kind": "purchase",
+        "item": "Premium room",
+        "amount_minor": 4999,
+        "currency": "EUR",
+        "billing_name": billing,
+        "billing_address": f"{marker('ad')}\nParis",
+        "payment_token": f"tok_{token}",
+        "card_brand": "visa",
+        "card_last4": "4242",
+        "card_expiry": "09/27",
+    }
+    assert client.post("/api/v1/me/purchases", json=purchase, headers=auth).status_code == 201
+    username, post, subject, body = marker("us"), marker("po"), marker("su"), marker("me")
+    assert (
+        client.put("/api/v1/me/username", json={"username": username}, headers=auth).status_code
+        == 200
+    )
+    assert (
+        client.post(
+            "/api/v1/me/posts", json={"body": post, "visibility": "public"}, headers=auth
+        ).status_code
+        == 201
+    )
+    assert (
+        client.post(
+            "/api/v1/me/messages", json={"subject": subject, "body": body}, headers=auth
+        ).status_code
+        == 201
+    )
+    asked = client.post("/api/v1/me/requests", json={"kind": "access"}, headers=auth)
+    assert asked.status_code == 201, asked.text
+    runtime_of(client).rights_engine().run_once()  # an export download waits for them
+    subject_id = client.get("/api/v1/me", headers=auth).json()["subject_id"]
+    values = [
+        email,
+        name,
+        room_id,
+        gender,
+        interest,
+        list_name,
+        label,
+        number,
+        caller,
+        billing,
+        token,
+        username,
+        post,
+        subject,
+        body,
+    ]
+    return auth, values, subject_id
+
+
+def rows_per_table(runtime: Runtime, subject_id: str) -> dict[str, int]:
+    with runtime.factory() as session:
+        return {
+            entry.table: session.scalar(
+                select(func.count())
+                .select_from(Base.metadata.tables[entry.table])
+                .where(Base.metadata.tables[entry.table].c[entry.subject_column] == subject_id)
+            )
+            or 0
+            for entry in tables()
+        }
+
+
+def pbx_of(runtime: Runtime) -> dict[str, str]:
+    with runtime.transaction() as session:
+        return {"Authorization": f"Bearer {PbxTokenService(session, runtime.clock).create('p')}"}
+
+
+def test_p9_1_the_export_holds_every_value_of_every_table_and_erasure_removes_them_all(
+    served: TestClient, fresh_settings: Settings, backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    client, runtime = served, runtime_of(served)
+    pbx = pbx_of(runtime)
+    auth, values, subject_id = person_everywhere(client, pbx)
+    _, other_values, other_id = person_everywhere(client, pbx)
+    assert [t for t, n in rows_per_table(runtime, subject_id).items() if n == 0] == [], (
+        "the test person must have data in every table of the data map"
+    )
+
+    export = client.get("/api/v1/me/export", headers=auth)
+    assert export.status_code == 200, export.text
+    archive = zipfile.ZipFile(io.BytesIO(export.content))
+    names = set(archive.namelist())
+    document = json.loads(archive.read("data.json"))
+    assert {"data.json", "index.html"} <= names
+    assert {f"{c['id']}.csv" for c in document["categories"]} == names - {"data.json", "index.html"}
+    as_json = archive.read("data.json").decode()
+    csvs = "".join(archive.read(n).decode() for n in names if n.endswith(".csv"))
+    html = archive.read("index.html").decode()
+    for value in values:
+        assert value in as_json, value
+        assert value in csvs, value
+        assert value in html, value
+    assert not any(v in as_json for v in other_values)
+    assert "80417263" not in as_json and "password" not in as_json
+    mapped = {e.table for e in tables() if e.in_export}
+    assert {r["table"] for c in document["categories"] for r in c["records"]} == mapped
+    transactions = next(c for c in document["categories"] if c["id"] == "transactions")
+    assert transactions["purposes"] and transactions["recipients"] and transactions["countries"]
+    assert transactions["retention"]["obligation"]
+    assert document["complaint"] and document["automated_decisions"] and document["rights"]
+
+    closed = client.delete("/api/v1/me", headers=auth)
+    assert closed.status_code == 202, closed.text
+    engine = runtime.rights_engine()
+    mailer = runtime.mailer()
+    for _ in range(4):
+        engine.run_once()
+        mailer.deliver_pending()
+    with runtime.factory() as session:
+        request = session.get(RightsRequest, closed.json()["erasure_request_id"])
+        assert request is not None and request.state == "completed", request and request.last_error
+        assert request.subject_id is None and request.details_ct is None
+        kept = session.scalars(select(RetainedRecord)).all()
+    assert [r.source_table for r in kept] == ["purchases"]
+    assert rows_per_table(runtime, subject_id) == {e.table: 0 for e in tables()}
+    opened = runtime.vault.open_retained(
+        Field("retained_records", "values_ct", f"purchases/{kept[0].source_row}"), kept[0].values_ct
+    )
+    assert isinstance(opened, dict) and opened["billing_name"] in values
+
+    runtime.close()
+    stored = stored_bytes(fresh_settings, backend)
+    assert [v for v in values if v.encode() in stored] == []
+    assert [v for v in values if v in caplog.text] == []
+    other = open_runtime(fresh_settings)
+    with other.transaction() as session:
+        assert other.accounts(session).email_of(other_id) == other_values[0]
+    other.close()
+
+
+def stored_bytes(settings: Settings, backend: str) -> bytes:
+    """Every byte under the data folder, and every value in the database."""
+    found = [p.read_bytes() for p in settings.data_dir.rglob("*") if p.is_file()]
+    if backend == "postgresql":
+        engine = make_engine(settings.db_url)
+        with engine.connect() as conn:
+            columns = conn.execute(
+                text(
+                    "SELECT table_name, column_name FROM information_schema.columns "
+                    "WHERE table_schema = current_schema() "
+                    "AND data_type IN ('text', 'character varying', 'bytea')"
+                )
+            ).all()
+            for table, column in columns:
+                for (value,) in conn.execute(text(f'SELECT "{column}" FROM "{table}"')):  # noqa: S608
+                    if value is not None:
+                        found.append(
+                            bytes(value)
+                            if isinstance(value, bytes | memoryview)
+                            else str(value).encode()
+                        )
+        engine.dispose()
+    return b"\n".join(found)
+
+
+def test_p0_4_an_erasure_stopped_after_the_key_is_destroyed_is_finished_by_the_next_sweep(
+    served: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, runtime = served, runtime_of(served)
+    auth, _, subject_id = person_everywhere(client, pbx_of(runtime))
+    closed = client.delete("/api/v1/me", headers=auth).json()
+    engine = runtime.rights_engine()
+
+    def crash(*_: Any) -> Any:
+        raise RuntimeError("power cut")
+
+    monkeypatch.setattr(type(engine.eraser), "delete_rows", crash)
+    for _ in range(3):
+        engine.run_once()
+        runtime.mailer().deliver_pending()
+    with runtime.factory() as session:
+        request = session.get(RightsRequest, closed["erasure_request_id"])
+        assert request is not None and request.step == "shredded" and request.state == "in_progress"
+        assert request.last_error == "RuntimeError"
+    assert rows_per_table(runtime, subject_id)["accounts"] == 1
+    with runtime.factory() as session, pytest.raises(SubjectKeyMissing):
+        runtime.accounts(session).email_of(subject_id)
+
+    monkeypatch.undo()
+    runtime.rights_engine().run_once()
+    with runtime.factory() as session:
+        request = session.get(RightsRequest, closed["erasure_request_id"])
+        assert request is not None and request.state == "completed" and request.step == "done"
+    assert sum(rows_per_table(runtime, subject_id).values()) == 0
+
+
+def test_p9_1_a_download_link_works_once_for_its_person_only(served: TestClient) -> None:
+    client, runtime = served, runtime_of(served)
+    pbx = pbx_of(runtime)
+    auth, values, _ = person_everywhere(client, pbx)
+    other_auth, _, _ = person_everywhere(client, pbx)
+    runtime.mailer().deliver_pending()
+    mails = [
+        message_from_bytes(p.read_bytes(), policy=default) for p in runtime.transport().messages()
+    ]
+    links = {
+        str(m["To"]): line.strip()
+        for m in mails
+        for line in m.get_body(("plain",)).get_content().splitlines()  # type: ignore[union-attr]
+        if "/api/v1/me/exports/" in line
+    }
+    assert len(links) == 2
+    mine = links[values[0]]
+    path = mine[mine.index("/api/v1/") :]
+    client.cookies.clear()  # the logins above left a session cookie
+    api_error(client.get(path, headers=other_auth), 404, "download_not_found")
+    api_error(client.get(path), 401)
+    first = client.get(path, headers=auth)
+    assert first.status_code == 200 and first.headers["content-type"] == "application/zip"
+    assert values[0] in zipfile.ZipFile(io.BytesIO(first.content)).read("data.json").decode()
+    api_error(client.get(path, headers=auth), 410, "download_gone")
+    api_error(client.get("/api/v1/me/exports/made-up", headers=auth), 404, "download_not_found")
