@@ -6,6 +6,7 @@ import json
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +14,8 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import Progress
+from rich.table import Table
+from rich.text import Text
 
 from privault import demo as demo_data
 from privault.access.audit import Event
@@ -20,6 +23,7 @@ from privault.config import Settings
 from privault.errors import PrivaultError
 from privault.logs import configure
 from privault.policy.loader import load_policy
+from privault.rights.service import Refusal, RequestView, State
 from privault.runtime import Runtime, open_runtime, prepare
 from privault.service.cdr_csv import read_master_csv
 from privault.service.cdr_schemas import rows_from_json
@@ -46,6 +50,11 @@ dialin_app = typer.Typer(help="The service's dial-in numbers, per country.", no_
 app.add_typer(dialin_app, name="dialin")
 cdr_app = typer.Typer(help="Call detail records from the PBX.", no_args_is_help=True)
 app.add_typer(cdr_app, name="cdr")
+dsr_app = typer.Typer(
+    help="Data-subject requests: the queue, identity checks, extensions, answers, refusals.",
+    no_args_is_help=True,
+)
+app.add_typer(dsr_app, name="dsr")
 out = Console()
 
 
@@ -297,6 +306,167 @@ def cdr_import(
         )
     if len(noted) > 50:
         out.print(f"... and {len(noted) - 50} more")
+
+
+# -- data-subject requests ------------------------------------------------------------------
+
+#: Who the history names for a step taken on the command line.
+OPERATOR = "operator"
+
+
+def _date(value: str, option: str) -> datetime:
+    """A YYYY-MM-DD option as the start of that day, UTC."""
+    try:
+        day = datetime.strptime(value, "%Y-%m-%d")
+    except ValueError:
+        raise Failed(f"{option} must be a date YYYY-MM-DD, not {value!r}") from None
+    return day.replace(tzinfo=UTC)
+
+
+def _when(value: datetime | None) -> str:
+    return f"{value.astimezone(UTC):%Y-%m-%d %H:%M}" if value is not None else "-"
+
+
+@dsr_app.command("list")
+def dsr_list(
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Include completed, refused and withdrawn requests.")
+    ] = False,
+    due_before: Annotated[
+        str | None,
+        typer.Option(
+            "--due-before", metavar="YYYY-MM-DD", help="Only requests due before that day (UTC)."
+        ),
+    ] = None,
+) -> None:
+    """The open requests by deadline, overdue ones first (in red); never what a person wrote."""
+    before = _date(due_before, "--due-before") if due_before is not None else None
+    rt = runtime()
+    now = rt.clock.now()
+    with rt.factory() as session:
+        views = rt.rights(session).queue(states=list(State) if show_all else (), due_before=before)
+    views.sort(key=lambda v: not v.overdue(now))  # stable: by deadline within each group
+    if not views:
+        found = "no requests" if show_all else "no open requests"
+        out.print(found + (f" due before {due_before}" if due_before else ""), markup=False)
+        return
+    table = Table("id", "kind", "channel", "state", "received (UTC)", "due (UTC)", "")
+    table.columns[0].no_wrap = True
+    for view in views:
+        late = view.overdue(now)
+        cells = [view.id, view.kind, view.channel, view.state]
+        cells += [_when(view.received_at), _when(view.deadline), "OVERDUE" if late else ""]
+        table.add_row(*(Text(cell) for cell in cells), style="red" if late else None)
+    # At its full width even in a narrow terminal or a pipe: one line a request, nothing cut.
+    width = out.measure(table, options=out.options.update_width(10_000)).maximum
+    Console(width=max(width, out.width)).print(table)
+
+
+@dsr_app.command("show")
+def dsr_show(request_id: Annotated[str, typer.Argument(help="The request's id.")]) -> None:
+    """A request's dates, state and outcome, then its history: who took which step, when."""
+    rt = runtime()
+    with rt.factory() as session:
+        rights = rt.rights(session)
+        view = rights.get(request_id)
+        history = rights.history(request_id)
+    fields = [
+        ("id", view.id),
+        ("kind", view.kind),
+        ("channel", view.channel),
+        ("state", view.state + (" (OVERDUE)" if view.overdue(rt.clock.now()) else "")),
+        ("received", _when(view.received_at)),
+        ("verified", _when(view.verified_at)),
+        ("due", _when(view.due_at)),
+        ("extended to", _when(view.extended_to)),
+        ("extension reason", view.extension_reason or "-"),
+        ("closed", _when(view.closed_at)),
+        ("outcome", view.outcome or "-"),
+    ]
+    for name, value in fields:
+        out.print(f"{name + ':':18}{value}", markup=False, highlight=False, soft_wrap=True)
+    table = Table("at (UTC)", "actor", "state", "note", title="history", title_justify="left")
+    for entry in history:
+        table.add_row(*(Text(c) for c in (_when(entry.at), entry.actor, entry.state, entry.note)))
+    out.print(table)
+
+
+def _done(view: RequestView, what: str) -> None:
+    out.print(f"request {view.id} {what}", markup=False, highlight=False, soft_wrap=True)
+
+
+@dsr_app.command("verify")
+def dsr_verify(
+    request_id: Annotated[str, typer.Argument(help="The request's id.")],
+    note: Annotated[
+        str | None, typer.Option(help="Required: how the person's identity was confirmed.")
+    ] = None,
+) -> None:
+    """Record that the person's identity is confirmed; the due date runs from now."""
+    rt = runtime()
+    with rt.transaction() as session:
+        view = rt.rights(session).verify(request_id, actor=OPERATOR, note=note or "")
+    _done(view, f"verified; due {_when(view.due_at)} UTC")
+
+
+@dsr_app.command("extend")
+def dsr_extend(
+    request_id: Annotated[str, typer.Argument(help="The request's id.")],
+    reason: Annotated[
+        str | None, typer.Option(help="Required: why it needs longer; the person is told.")
+    ] = None,
+    to: Annotated[
+        str | None,
+        typer.Option(
+            metavar="YYYY-MM-DD",
+            help="The new deadline (00:00 UTC that day); by default as far as the policy allows.",
+        ),
+    ] = None,
+) -> None:
+    """Extend a complex request's deadline (Art. 12(3)); the person is mailed the reason."""
+    target = _date(to, "--to") if to is not None else None
+    rt = runtime()
+    with rt.transaction() as session:
+        view = rt.rights(session).extend(request_id, reason=reason or "", actor=OPERATOR, to=target)
+    _done(view, f"extended to {_when(view.extended_to)} UTC")
+
+
+@dsr_app.command("complete")
+def dsr_complete(
+    request_id: Annotated[str, typer.Argument(help="The request's id.")],
+    outcome: Annotated[
+        str | None, typer.Option(help="Required: what was done; the person is told.")
+    ] = None,
+) -> None:
+    """Record that the request was answered and close it; the person is mailed the outcome."""
+    rt = runtime()
+    with rt.transaction() as session:
+        view = rt.rights(session).complete(request_id, actor=OPERATOR, outcome=outcome or "")
+    _done(view, "completed")
+
+
+GROUNDS = ", ".join(g.value for g in Refusal)
+
+
+@dsr_app.command("refuse")
+def dsr_refuse(
+    request_id: Annotated[str, typer.Argument(help="The request's id.")],
+    grounds: Annotated[str | None, typer.Option(help=f"Required: one of {GROUNDS}.")] = None,
+    reason: Annotated[
+        str | None, typer.Option(help="Required: why; the person is told, with where to complain.")
+    ] = None,
+) -> None:
+    """Refuse a request (Art. 12(2), 12(5)); the person is mailed the grounds and the reason."""
+    try:
+        refusal = Refusal(grounds or "")
+    except ValueError:
+        raise Failed(f"--grounds must be one of {GROUNDS}") from None
+    rt = runtime()
+    with rt.transaction() as session:
+        view = rt.rights(session).refuse(
+            request_id, grounds=refusal, reason=reason or "", actor=OPERATOR
+        )
+    _done(view, f"refused: {refusal.value}")
 
 
 def main() -> None:
