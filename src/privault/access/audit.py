@@ -32,6 +32,7 @@ class Event(StrEnum):
     ACCOUNT_EMAIL_VERIFIED = "account:email_verified"
     ACCOUNT_PASSWORD_CHANGED = "account:password_changed"  # noqa: S105 - an event name
     ACCOUNT_CLOSED = "account:closed"
+    ACCOUNT_CORRECTED = "account:corrected"
     SESSION_OPENED = "session:opened"
     SESSION_REFUSED = "session:refused"
     SESSION_CLOSED = "session:closed"
@@ -49,6 +50,7 @@ class Event(StrEnum):
     NUMBER_LIST_CHANGED = "number_list:numbers_changed"
     CDRS_INGESTED = "cdr:ingested"
     PURCHASE_RECORDED = "purchase:recorded"
+    PURCHASE_CORRECTED = "purchase:corrected"
     USERNAME_CHOSEN = "username:chosen"
     USERNAME_DROPPED = "username:dropped"
     POST_CREATED = "post:created"

@@ -218,13 +218,12 @@ class RightsService:
         ``RequestClosed`` unless the request is received."""
         request = self._get(request_id)
         self._expect(request, State.RECEIVED)
+        how = _text(note, "a note on how identity was confirmed")
         now = self.clock.now()
         request.state = State.VERIFIED
         request.verified_at = now
         request.due_at = self.policy.rights.due_at(now)
-        self._event(
-            request, State.VERIFIED, actor, _text(note, "a note on how identity was confirmed")
-        )
+        self._event(request, State.VERIFIED, actor, how)
         return _view(request)
 
     def start(self, request_id: str, *, actor: str, note: str) -> RequestView:

@@ -17,6 +17,7 @@ from privault.notify.outbox import Outbox
 from privault.policy.model import RequestKind
 from privault.rights.models import RightsRequest
 from privault.rights.service import Channel, RightsService
+from privault.service.emails import check_email
 from privault.service.errors import (
     AccountNotFound,
     EmailTaken,
@@ -308,6 +309,54 @@ class AccountService:
             detail={"request": request.id},
         )
         return request
+
+    def correct(
+        self, subject_id: str, *, email: str | None = None, display_name: str | object | None = ...
+    ) -> AccountSummary:
+        """Rectify the contact details (Art. 16): a new ``email`` is sealed, re-indexed and
+        must be verified again (the link goes to the new address); ``display_name`` set or
+        cleared with ``None``; ``...`` keeps it. Raises ``EmailTaken``, ``AccountNotFound``."""
+        account = self.session.get(Account, subject_id)
+        if account is None:
+            raise AccountNotFound("no such account")
+        changed = []
+        if display_name is not ...:
+            name = str(display_name).strip() if display_name is not None else ""
+            account.display_name_ct = (
+                self.vault.encrypt(
+                    self.session, subject_id, Field("accounts", "display_name_ct", subject_id), name
+                )
+                if name
+                else None
+            )
+            changed.append("display_name")
+        if email is not None:
+            address = check_email(email, what="the email")
+            index = self._email_index(address)
+            if index != account.email_index:
+                owner = self.session.scalar(
+                    select(Account.subject_id).where(Account.email_index == index)
+                )
+                if owner is not None:
+                    raise EmailTaken("an account with this email address already exists")
+                account.email_index = index
+                account.email_ct = self.vault.encrypt(
+                    self.session, subject_id, Field("accounts", "email_ct", subject_id), address
+                )
+                account.email_verified_at = None
+                self.session.flush()
+                self._send_verification(subject_id, address, self.summary(subject_id).display_name)
+                changed.append("email")
+        self.audit.record(
+            self.session,
+            self.source,
+            Event.ACCOUNT_CORRECTED,
+            actor=f"subject:{subject_id}",
+            subject_id=subject_id,
+            categories=["registration"],
+            detail={"fields": changed},
+        )
+        return self.summary(subject_id)
 
     def require_recent_login(self, subject_id: str, token: str, to: str) -> None:
         """Step-up for what cannot be undone or exposes everything (closing, exporting):

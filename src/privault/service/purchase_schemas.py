@@ -49,6 +49,16 @@ class PurchaseIn(Strict):
     card_expiry: str | None = Field(default=None, max_length=7, description="MM/YY or YYYY-MM.")
 
 
+class BillingPatch(Strict):
+    """Correct the billing details (Art. 16): the fields present change; ``null`` clears an
+    optional one. The same card-number refusal as when recording applies."""
+
+    billing_name: str | None = Field(default=None, min_length=1, max_length=MAX_NAME)
+    billing_address: str | None = Field(default=None, max_length=MAX_ADDRESS)
+    phone: str | None = Field(default=None, max_length=MAX_RAW)
+    email: str | None = Field(default=None, max_length=254)
+
+
 class PurchaseOut(BaseModel):
     id: str
     kind: PurchaseKind

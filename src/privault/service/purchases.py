@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 import pycountry
 from sqlalchemy import select
@@ -139,6 +140,19 @@ def _field(purchase_id: str, name: str) -> Field:
     return Field("purchases", f"{name}_ct", purchase_id)
 
 
+_KEEP: Any = object()
+
+
+@dataclass(frozen=True)
+class BillingChanges:
+    """What a person may correct in a purchase themselves; ``_KEEP`` leaves a field as is."""
+
+    billing_name: str | None = _KEEP
+    billing_address: str | None = _KEEP
+    phone: str | None = _KEEP
+    email: str | None = _KEEP
+
+
 class PurchaseService:
     """Purchases and donations, sealed under the buyer's key."""
 
@@ -234,6 +248,40 @@ class PurchaseService:
         )
         return self._view(row)
 
+    def correct(self, subject_id: str, purchase_id: str, changes: BillingChanges) -> PurchaseView:
+        """Rectify the billing details of one of the subject's purchases (Art. 16): the
+        fields present change, ``None`` clears an optional one. Raises as ``record`` does,
+        and ``PurchaseNotFound`` for another person's purchase."""
+        row = self._mine(subject_id, purchase_id)
+        given = {k: v for k, v in vars(changes).items() if v is not _KEEP}
+        refuse_card_numbers([v for v in given.values() if isinstance(v, str)])
+        if "billing_name" in given and given["billing_name"] is None:
+            raise InvalidInput("billing_name cannot be cleared, only corrected")
+        checks = {
+            "billing_name": lambda v: _text(v, "billing_name", MAX_NAME),
+            "billing_address": lambda v: _text(v, "billing_address", MAX_ADDRESS),
+            "phone": lambda v: parse_phone(v, what="the phone").e164,
+            "email": lambda v: check_email(v, what="the email"),
+        }
+        for name, value in given.items():
+            clean = None if value is None else checks[name](value)
+            sealed = (
+                None
+                if clean is None
+                else self.vault.encrypt(self.session, subject_id, _field(purchase_id, name), clean)
+            )
+            setattr(row, f"{name}_ct", sealed)
+        self.audit.record(
+            self.session,
+            "api",
+            Event.PURCHASE_CORRECTED,
+            actor=f"subject:{subject_id}",
+            subject_id=subject_id,
+            categories=["transactions"],
+            detail={"purchase": purchase_id, "fields": sorted(given)},
+        )
+        return self._view(row)
+
     def _view(self, row: Purchase) -> PurchaseView:
         opened: dict[str, str | None] = {}
         for name in _SEALED:
@@ -272,7 +320,10 @@ class PurchaseService:
 
     def read(self, subject_id: str, purchase_id: str) -> PurchaseView:
         """One of the subject's purchases; ``PurchaseNotFound`` for anyone else's or none."""
+        return self._view(self._mine(subject_id, purchase_id))
+
+    def _mine(self, subject_id: str, purchase_id: str) -> Purchase:
         row = self.session.get(Purchase, purchase_id)
         if row is None or row.subject_id != subject_id:
             raise PurchaseNotFound("no such purchase")
-        return self._view(row)
+        return row

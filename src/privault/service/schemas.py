@@ -53,6 +53,14 @@ class PasswordIn(Strict):
     new_password: str = Field(min_length=1, max_length=1024)
 
 
+class MePatch(Strict):
+    """Correct your contact details: the fields present change. A new email address must
+    be confirmed again through the link sent to it."""
+
+    email: EmailStr | None = Field(default=None, max_length=254)
+    display_name: str | None = Field(default=None, min_length=1, max_length=100)
+
+
 class MeOut(BaseModel):
     subject_id: str
     email: str

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
+from sqlalchemy.orm import Session
 
+from privault.runtime import Runtime
+from privault.service.accounts import AccountSummary
 from privault.service.schemas import (
     ClosedOut,
     LoginIn,
     LoginOut,
     MeOut,
+    MePatch,
     PasswordIn,
     RegisterIn,
     RegisterOut,
@@ -62,13 +66,25 @@ def logout(request: Request, runtime: RuntimeDep, db: DB) -> Response:
 
 @router.get("/me", response_model=MeOut)
 def me(caller: CallerDep, runtime: RuntimeDep, db: DB) -> MeOut:
-    accounts = runtime.accounts(db)
-    account = accounts.summary(caller.subject_id)
+    return _me(runtime.accounts(db).summary(caller.subject_id), caller.subject_id, runtime, db)
+
+
+@router.patch("/me", response_model=MeOut)
+def correct_me(body: MePatch, caller: CallerDep, runtime: RuntimeDep, db: DB) -> MeOut:
+    """Correct your email address or display name (``null`` clears the name)."""
+    given = body.model_dump(exclude_unset=True)
+    account = runtime.accounts(db).correct(
+        caller.subject_id, email=given.get("email"), display_name=given.get("display_name", ...)
+    )
+    return _me(account, caller.subject_id, runtime, db)
+
+
+def _me(account: AccountSummary, caller_id: str, runtime: Runtime, db: Session) -> MeOut:
     return MeOut(
-        subject_id=caller.subject_id,
+        subject_id=caller_id,
         email=account.email,
         display_name=account.display_name,
-        room_id=runtime.rooms(db).room_id_of(caller.subject_id),
+        room_id=runtime.rooms(db).room_id_of(caller_id),
         email_verified=account.email_verified,
     )
 

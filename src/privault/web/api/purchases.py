@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from privault.service.purchase_schemas import PurchaseIn, PurchaseOut, PurchasesOut
-from privault.service.purchases import NewPurchase, PurchaseView
+from privault.service.purchase_schemas import BillingPatch, PurchaseIn, PurchaseOut, PurchasesOut
+from privault.service.purchases import BillingChanges, NewPurchase, PurchaseView
 from privault.web.deps import DB, CallerDep, RuntimeDep
 from privault.web.guards import refuse_card_numbers
 
@@ -37,3 +37,12 @@ def list_purchases(caller: CallerDep, runtime: RuntimeDep, db: DB) -> PurchasesO
 @router.get("/me/purchases/{purchase_id}", response_model=PurchaseOut)
 def read_purchase(purchase_id: str, caller: CallerDep, runtime: RuntimeDep, db: DB) -> PurchaseOut:
     return _out(runtime.purchases(db).read(caller.subject_id, purchase_id))
+
+
+@router.patch("/me/purchases/{purchase_id}", response_model=PurchaseOut)
+def correct_purchase(
+    purchase_id: str, body: BillingPatch, caller: CallerDep, runtime: RuntimeDep, db: DB
+) -> PurchaseOut:
+    """Correct the billing name, address, phone or email of one of your purchases."""
+    changes = BillingChanges(**body.model_dump(exclude_unset=True))
+    return _out(runtime.purchases(db).correct(caller.subject_id, purchase_id, changes))
