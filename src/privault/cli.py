@@ -125,6 +125,32 @@ def serve(
 
 
 @app.command()
+def worker(
+    once: Annotated[bool, typer.Option("--once", help="One pass, then exit.")] = False,
+) -> None:
+    """Run the sweeps in the foreground: data-subject requests (exports, erasures), then the
+    outbox; every PRIVAULT_WORKER_INTERVAL seconds until stopped (SIGTERM or Ctrl-C). Safe to
+    stop at any moment and to run beside `serve` or other workers."""
+    import signal
+
+    from privault.worker import Worker
+
+    config = settings()
+    prepare(config)
+    rt = open_runtime(config)
+    configure(rt.settings.log_json)
+    sweeper = Worker(rt, rt.settings.worker_interval)
+    if once:
+        sent = sweeper.sweep_once()
+        out.print(f"one pass done; {sent} mail(s) sent")
+        return
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: sweeper.stop())
+    out.print(f"Privault worker running every {rt.settings.worker_interval:g} s")
+    sweeper.run()
+
+
+@app.command()
 def demo(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,

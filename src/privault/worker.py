@@ -19,14 +19,15 @@ class Worker:
         self.runtime = runtime
         self.interval = interval
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="privault-worker", daemon=True)
+        self._thread = threading.Thread(target=self.run, name="privault-worker", daemon=True)
 
     def sweep_once(self) -> int:
         """One pass: requests carried forward (their mail queued), then mail sent."""
         self.runtime.rights_engine().run_once()
         return self.runtime.mailer().deliver_pending()
 
-    def _run(self) -> None:
+    def run(self) -> None:
+        """Sweep every ``interval`` seconds until ``stop`` (in this thread)."""
         while not self._stop.is_set():
             try:
                 sent = self.sweep_once()
@@ -43,4 +44,5 @@ class Worker:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=30)
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
