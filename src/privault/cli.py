@@ -50,6 +50,10 @@ dialin_app = typer.Typer(help="The service's dial-in numbers, per country.", no_
 app.add_typer(dialin_app, name="dialin")
 cdr_app = typer.Typer(help="Call detail records from the PBX.", no_args_is_help=True)
 app.add_typer(cdr_app, name="cdr")
+staff_app = typer.Typer(
+    help="Staff accounts: roles from the policy, TOTP logins.", no_args_is_help=True
+)
+app.add_typer(staff_app, name="staff")
 dsr_app = typer.Typer(
     help="Data-subject requests: the queue, identity checks, extensions, answers, refusals.",
     no_args_is_help=True,
@@ -332,6 +336,54 @@ def cdr_import(
         )
     if len(noted) > 50:
         out.print(f"... and {len(noted) - 50} more")
+
+
+# -- staff ----------------------------------------------------------------------------------
+
+
+@staff_app.command("add")
+def staff_add(
+    name: Annotated[str, typer.Argument(help="The login name, e.g. ann.")],
+    role: Annotated[str, typer.Option(help="A role of the policy file, e.g. privacy_officer.")],
+) -> None:
+    """Add a staff member; prints their password and TOTP secret once (give them both)."""
+    rt = runtime()
+    with rt.transaction() as session:
+        made = rt.staff(session).add(name, role)
+    out.print(f"staff {made.name} added with role {made.role}", markup=False)
+    out.print(f"password: {made.password}", markup=False)
+    out.print(f"authenticator (TOTP): {made.totp_uri}", markup=False, soft_wrap=True)
+
+
+@staff_app.command("role")
+def staff_role(
+    name: Annotated[str, typer.Argument(help="The login name.")],
+    role: Annotated[str, typer.Argument(help="The new role.")],
+) -> None:
+    """Change a staff member's role; their sessions end."""
+    rt = runtime()
+    with rt.transaction() as session:
+        rt.staff(session).set_role(name, role)
+    out.print(f"staff {name} now has role {role}", markup=False)
+
+
+@staff_app.command("disable")
+def staff_disable(name: Annotated[str, typer.Argument(help="The login name.")]) -> None:
+    """Stop a staff member logging in; their sessions end."""
+    rt = runtime()
+    with rt.transaction() as session:
+        rt.staff(session).disable(name)
+    out.print(f"staff {name} disabled", markup=False)
+
+
+@staff_app.command("list")
+def staff_list() -> None:
+    """The staff members, their roles and whether they are disabled."""
+    rt = runtime()
+    with rt.factory() as session:
+        for member in rt.staff(session).members():
+            state = "disabled" if member.disabled_at else "active"
+            print(f"{member.name}\t{member.role}\t{state}")
 
 
 # -- data-subject requests ------------------------------------------------------------------

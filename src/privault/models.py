@@ -27,6 +27,7 @@ from privault.service.models import (
     Room,
     Username,
 )
+from privault.staff.models import StaffMember, StaffSession
 from privault.vault.models import Subject, SubjectKey
 
 __all__ = [
@@ -52,6 +53,8 @@ __all__ = [
     "RightsRequest",
     "RightsRequestEvent",
     "Room",
+    "StaffMember",
+    "StaffSession",
     "Subject",
     "SubjectKey",
     "Username",

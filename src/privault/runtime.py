@@ -35,6 +35,7 @@ from privault.service.profile import ProfileService
 from privault.service.publication import PublicationService
 from privault.service.purchases import PurchaseService
 from privault.service.rooms import RoomService
+from privault.staff.service import StaffService
 from privault.vault import Keyring, KeyringError, Vault
 from privault.vault.models import SubjectKey
 
@@ -125,6 +126,16 @@ class Runtime:
                 return None
 
         return RightsService(session, self.vault, self.policy, self.clock, self.outbox, address_of)
+
+    def staff(self, session: Session) -> StaffService:
+        return StaffService(
+            session,
+            self.policy,
+            self.keyring.secret("staff"),
+            self.passwords,
+            self.audit,
+            self.clock,
+        )
 
     def rights_engine(self) -> RightsEngine:
         eraser = Eraser(

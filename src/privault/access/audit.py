@@ -58,6 +58,12 @@ class Event(StrEnum):
     POST_DELETED = "post:deleted"
     MESSAGE_RECEIVED = "message:received"
     KEYS_ROTATED = "keys:rotated"
+    STAFF_ADDED = "staff:added"
+    STAFF_ROLE_CHANGED = "staff:role_changed"
+    STAFF_DISABLED = "staff:disabled"
+    STAFF_SESSION_OPENED = "staff_session:opened"
+    STAFF_SESSION_REFUSED = "staff_session:refused"
+    STAFF_PURPOSE_REFUSED = "staff:purpose_refused"
     POLICY_LOADED = "policy:loaded"
 
 

@@ -244,6 +244,13 @@ class Recipient(_Entry):
         return value
 
 
+class Role(_Entry):
+    """A staff role and the purposes for which it may use personal data (P4.1)."""
+
+    title: Text
+    purposes: IdList
+
+
 class Location(_Entry):
     id: Id
     name: Text
@@ -368,6 +375,7 @@ class Policy(_Entry):
     transfers: Transfers
     cookies: tuple[Cookie, ...]
     consent: ConsentRules
+    roles: Annotated[dict[Id, Role], Field(min_length=1)]
     rights: Rights
     marketing: Marketing
     prose: dict[SectionKey, ProseSection] = Field(default_factory=dict)
@@ -391,6 +399,9 @@ class Policy(_Entry):
 
     def location(self, location_id: str) -> Location:
         return _lookup({loc.id: loc for loc in self.locations}, location_id, "location")
+
+    def role(self, role_id: str) -> Role:
+        return _lookup(self.roles, role_id, "role")
 
     def cookie(self, name: str) -> Cookie:
         """The declared cookie called ``name`` (exactly, or by its placeholder pattern)."""
@@ -440,6 +451,10 @@ def _problems(policy: Policy) -> Iterator[tuple[str, str]]:
     for cid in policy.categories:
         if not policy.purposes_for(cid):
             yield f"categories.{cid}", "no purpose uses this category"
+    for rid, role in policy.roles.items():
+        for purpose_id in role.purposes:
+            if purpose_id not in policy.purposes:
+                yield f"roles.{rid}.purposes", f"unknown purpose {purpose_id!r}"
     yield from _duplicates("recipients", [r.id for r in policy.recipients], "id")
     yield from _duplicates("locations", [loc.id for loc in policy.locations], "id")
     yield from _duplicates("cookies", [c.name for c in policy.cookies], "name")

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from privault.rights.service import MAX_TEXT, RequestView
+from privault.rights.service import MAX_TEXT, HistoryEntry, Refusal, RequestView
 
 
 class RequestIn(BaseModel):
@@ -52,3 +52,68 @@ class RequestOut(BaseModel):
 
 class RequestsOut(BaseModel):
     requests: list[RequestOut]
+
+
+class HistoryOut(BaseModel):
+    at: datetime
+    actor: str
+    state: str
+    note: str
+
+    @classmethod
+    def of(cls, entry: HistoryEntry) -> HistoryOut:
+        return cls(at=entry.at, actor=entry.actor, state=entry.state, note=entry.note)
+
+
+class StaffRequestOut(RequestOut):
+    overdue: bool
+
+
+class StaffRequestsOut(BaseModel):
+    requests: list[StaffRequestOut]
+
+
+class StaffRequestDetailOut(StaffRequestOut):
+    details: str | None = Field(description="What the person wrote with the request.")
+    history: list[HistoryOut]
+
+
+class NoteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: str = Field(min_length=1, max_length=MAX_TEXT)
+
+
+class ExtendIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(min_length=1, max_length=MAX_TEXT, description="The person is told.")
+    to: datetime | None = Field(
+        default=None, description="The new deadline; by default as far as the policy allows."
+    )
+
+
+class CompleteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    outcome: str = Field(min_length=1, max_length=MAX_TEXT, description="The person is told.")
+
+
+class RefuseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    grounds: Refusal
+    reason: str = Field(min_length=1, max_length=MAX_TEXT, description="The person is told.")
+
+
+class StaffLoginIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=60)
+    password: str = Field(min_length=1, max_length=1024)
+    code: str = Field(min_length=6, max_length=6, description="From the authenticator app.")
+
+
+class StaffLoginOut(BaseModel):
+    token: str
+    role: str

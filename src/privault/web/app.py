@@ -18,6 +18,7 @@ from privault.web.api import (
     purchases,
     rights,
     rooms,
+    staff,
 )
 from privault.web.limits import BodySizeLimit, JsonBodies
 
@@ -48,6 +49,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(posts.router, prefix=API, responses=ERROR_RESPONSES)
     app.include_router(messages.router, prefix=API, responses=ERROR_RESPONSES)
     app.include_router(rights.router, prefix=API, responses=ERROR_RESPONSES)
+    app.include_router(staff.router, prefix=API, responses=ERROR_RESPONSES)
     app.include_router(pages.router)
     app.include_router(public.router)
 

@@ -13,6 +13,8 @@ from privault.errors import PrivaultError
 from privault.runtime import Runtime
 from privault.service.errors import SessionInvalid
 from privault.service.pbx import PbxTokenInvalid, PbxTokenService
+from privault.staff.errors import StaffSessionInvalid
+from privault.staff.service import Staff
 
 SESSION_COOKIE = "privault_session"
 
@@ -98,3 +100,15 @@ def get_pbx(request: Request, runtime: RuntimeDep, db: DB) -> Pbx:
 
 
 PbxDep = Annotated[Pbx, Depends(get_pbx)]
+
+
+def get_staff(request: Request, runtime: RuntimeDep, db: DB) -> Staff:
+    """The staff member calling, by the bearer token of a staff session."""
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise StaffSessionInvalid("log in as staff first and send the session as a bearer token")
+    return runtime.staff(db).authenticate(value.strip())
+
+
+StaffDep = Annotated[Staff, Depends(get_staff)]
