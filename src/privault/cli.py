@@ -171,6 +171,8 @@ def demo(
     out.print("Demo logins (synthetic people):")
     for person in people:
         out.print(f"  {person.email:28} password {person.password}  room {person.room_id}")
+    out.print("Staff login (POST /api/v1/staff/session with a code from the TOTP URI):")
+    out.print(f"  {demo_data.staff_login()}", markup=False, soft_wrap=True)
     if not no_serve:
         _serve(rt, host, port, True)
 

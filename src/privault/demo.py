@@ -9,6 +9,13 @@ from sqlalchemy import select
 from privault.runtime import Runtime
 from privault.service.models import Account
 from privault.service.profile import Change, Visibility
+from privault.staff import totp
+from privault.staff.service import ISSUER
+
+#: The demo's privacy officer; the TOTP secret is public, for an authenticator app.
+STAFF_NAME = "ann"
+STAFF_PASSWORD = "quiet-meadow-ledger"  # noqa: S105 - a demo login, printed on purpose
+STAFF_SECRET = b"privault-demo-totp!!"
 
 
 @dataclass(frozen=True)
@@ -62,8 +69,17 @@ def seed(runtime: Runtime) -> list[DemoPerson]:
                 )
             room_id = runtime.rooms(session).room_id_of(subject_id)
             people.append(DemoPerson(email, password, name, room_id or "-"))
+        staff = runtime.staff(session)
+        if not any(m.name == STAFF_NAME for m in staff.members()):
+            staff.add(STAFF_NAME, "privacy_officer", password=STAFF_PASSWORD, secret=STAFF_SECRET)
         dial_ins = runtime.dial_ins(session)
         if not dial_ins.list():
             for number, city in DIAL_IN:
                 dial_ins.add(number, city)
     return people
+
+
+def staff_login() -> str:
+    """The demo staff login as printed: name, password and the TOTP URI."""
+    uri = totp.provisioning_uri(STAFF_SECRET, STAFF_NAME, ISSUER)
+    return f"staff {STAFF_NAME} (privacy officer) password {STAFF_PASSWORD}  TOTP {uri}"

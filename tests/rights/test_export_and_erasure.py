@@ -198,6 +198,11 @@ def test_p9_1_the_export_holds_every_value_of_every_table_and_erasure_removes_th
         assert request is not None and request.state == "completed", request and request.last_error
         assert request.subject_id is None and request.details_ct is None
         kept = session.scalars(select(RetainedRecord)).all()
+        theirs = session.scalars(
+            select(RightsRequest).where(RightsRequest.subject_ref == request.subject_ref)
+        ).all()
+        assert {r.kind for r in theirs} == {"access", "erasure"}  # the proof stays
+        assert all(r.subject_id is None and r.details_ct is None for r in theirs)
     assert [r.source_table for r in kept] == ["purchases"]
     assert rows_per_table(runtime, subject_id) == {e.table: 0 for e in tables()}
     opened = runtime.vault.open_retained(

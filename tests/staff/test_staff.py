@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from factories import Person, api_error, register, run_cli
+from privault import demo
 from privault.access.models import AccessLogEntry
 from privault.clock import FrozenClock
 from privault.config import Settings
@@ -175,3 +176,19 @@ def test_p4_1_staff_commands(fresh_settings: Settings, tmp_path: Path) -> None:
     assert run_cli(fresh_settings, tmp_path, "staff", "disable", "ann").returncode == 0
     listed = run_cli(fresh_settings, tmp_path, "staff", "list")
     assert listed.stdout.split() == ["ann", "privacy_officer", "disabled"]
+
+
+def test_the_demo_prints_a_staff_login_that_works(
+    client: TestClient, at: Runtime, clock: FrozenClock
+) -> None:
+    demo.seed(at)
+    printed = demo.staff_login()
+    uri = printed.split("TOTP ")[1]
+    secret = parse_qs(urlsplit(uri).query)["secret"][0]
+    code = totp.code_at(
+        base64.b32decode(secret + "=" * (-len(secret) % 8)), totp.step_of(clock.now())
+    )
+    body = {"name": demo.STAFF_NAME, "password": demo.STAFF_PASSWORD, "code": code}
+    assert demo.STAFF_PASSWORD in printed
+    answer = client.post(f"{STAFF}/session", json=body)
+    assert answer.status_code == 200 and answer.json()["role"] == "privacy_officer"

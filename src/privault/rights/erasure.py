@@ -127,8 +127,7 @@ class Eraser:
             request.step = Step.SHREDDED
         elif request.step == Step.SHREDDED:
             erased = self.delete_rows(session, subject_id)
-            request.subject_id = None
-            request.details_ct = None
+            self._forget_requests(session, request, subject_id)
             request.step = Step.DONE
             self.rights(session).complete(
                 request.id,
@@ -207,6 +206,24 @@ class Eraser:
         session.execute(delete(SubjectKey).where(SubjectKey.subject_id == subject_id))
         session.execute(delete(Subject).where(Subject.id == subject_id))
         return Erased(rows, touched)
+
+    def _forget_requests(self, session: Session, erasure: RightsRequest, subject_id: str) -> None:
+        """Every request of the person keeps only its proof (kind, dates, the keyed hash);
+        other open ones end, since there is nobody left to answer."""
+        rights = self.rights(session)
+        others = session.scalars(
+            select(RightsRequest).where(RightsRequest.subject_id == subject_id)
+        ).all()
+        for other in others:
+            if other.id != erasure.id and State(other.state).open:
+                rights.close(
+                    other.id,
+                    State.WITHDRAWN,
+                    actor="system:erasure",
+                    outcome=f"ended by erasure request {erasure.id}: the person's data is erased",
+                )
+            other.subject_id = None
+            other.details_ct = None
 
     def _settle(self) -> None:
         """SQLite: copy the WAL (old page versions included) into the database file, whose

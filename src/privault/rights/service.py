@@ -313,6 +313,10 @@ class RightsService:
             self._notify(request, "rights_completed", {"kind": request.kind, "outcome": outcome})
         return _view(request)
 
+    def close(self, request_id: str, state: State, *, actor: str, outcome: str) -> None:
+        """End a request without notice (the erasure ends a person's other requests)."""
+        self._close(self._get(request_id), state, actor, outcome)
+
     def _close(self, request: RightsRequest, state: State, actor: str, outcome: str) -> None:
         request.state = state
         request.closed_at = self.clock.now()

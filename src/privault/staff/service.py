@@ -82,9 +82,12 @@ class StaffService:
 
     # -- the operator's commands ---------------------------------------------------------
 
-    def add(self, name: str, role: str) -> NewStaff:
-        """A new staff member with a generated password and TOTP secret, both returned
-        once. Raises ``InvalidStaffName``, ``StaffNameTaken``, ``UnknownPolicyEntry``."""
+    def add(
+        self, name: str, role: str, *, password: str | None = None, secret: bytes | None = None
+    ) -> NewStaff:
+        """A new staff member with a generated password and TOTP secret (given ones only for
+        the demo), both returned once. Raises ``InvalidStaffName``, ``StaffNameTaken``,
+        ``UnknownPolicyEntry``."""
         if not _NAME.fullmatch(name):
             raise InvalidStaffName(
                 "a staff name is 2 to 60 of a-z 0-9 . _ - and starts with a letter or digit"
@@ -92,7 +95,9 @@ class StaffService:
         self.policy.role(role)
         if self.session.scalar(select(StaffMember.id).where(StaffMember.name == name)):
             raise StaffNameTaken(f"there is already a staff member called {name}")
-        staff_id, password, secret = new_id(), secrets.token_urlsafe(18), totp.new_secret()
+        staff_id = new_id()
+        password = password or secrets.token_urlsafe(18)
+        secret = secret or totp.new_secret()
         self.session.add(
             StaffMember(
                 id=staff_id,
