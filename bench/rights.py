@@ -107,7 +107,7 @@ class Plan:
         self.late = list(range(SHREDS + 1, 2 * SHREDS + 1))
         self.erased = 2 * SHREDS + 1
         chosen = 2 * SHREDS + 2
-        if SHREDS * OWN > EARLY or chosen * OWN > CDRS or PEOPLE <= chosen:
+        if SHREDS * OWN > EARLY or chosen * OWN > CDRS or chosen >= PEOPLE:
             raise ValueError("too few CDRs or people for the chosen people")
         self.rooms = rooms
         self.chosen = chosen
@@ -219,7 +219,7 @@ def export_secs(runtime: Runtime, subject_id: str) -> float:
 
 def baseline_secs(runtime: Runtime, engine: Engine, subject_id: str) -> float:
     marker = "?" if engine.dialect.paramstyle == "qmark" else "%s"
-    sql = f"SELECT {READ} FROM call_records WHERE subject_id = {marker}"  # noqa: S608
+    sql = f"SELECT {READ} FROM call_records WHERE subject_id = {marker}"
     best = float("inf")
     for _ in range(EXPORT_RUNS):
         runtime.vault.forget_cached_keys()
