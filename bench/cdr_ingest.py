@@ -31,15 +31,14 @@ from datetime import UTC, datetime, timedelta
 import httpx2
 from sqlalchemy import text
 
-from common import backends, data_folder, free_port, served
+from common import backends, data_folder, free_port, make_people, served
 from privault.config import Settings
-from privault.db import bind_value, insert_rows, make_engine
+from privault.db import bind_value, make_engine
 from privault.runtime import Runtime, open_runtime, prepare
 from privault.service.cdrs import CdrIn, RowResult
-from privault.service.models import CallRecord, Room
+from privault.service.models import CallRecord
 from privault.service.pbx import PbxTokenService
 from privault.service.phones import read_number
-from privault.vault import Field
 
 ROWS = 500_000
 ROOMS = 10_000
@@ -60,27 +59,7 @@ def callers(rng: random.Random) -> list[tuple[str, str]]:
 
 def make_rooms(runtime: Runtime) -> list[str]:
     """ROOMS rooms through the vault's batch path; returns their Room IDs."""
-    room_ids = [str(4_000_000_000 + 7919 * i) for i in range(ROOMS)]
-    with runtime.transaction() as session:
-        subjects = runtime.vault.create_subjects(session, ROOMS)
-        sealed = runtime.vault.encrypt_many(
-            session,
-            [
-                (s, Field("rooms", "room_id_ct", s), r)
-                for s, r in zip(subjects, room_ids, strict=True)
-            ],
-        )
-        now = bind_value(session, Room, "created_at", datetime.now(UTC))
-        insert_rows(
-            session,
-            Room,
-            ("subject_id", "room_id_index", "room_id_ct", "created_at"),
-            [
-                (s, runtime.vault.blind_index("room_id", r), ct, now)
-                for s, r, ct in zip(subjects, room_ids, sealed, strict=True)
-            ],
-        )
-    return room_ids
+    return [room_id for _, room_id in make_people(runtime, ROOMS)]
 
 
 def make_cdrs(room_ids: list[str], count: int, seed: int, prefix: str) -> list[CdrIn]:

@@ -11,6 +11,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
@@ -18,7 +19,10 @@ import httpx2
 from sqlalchemy import text
 
 from privault.config import Settings
-from privault.db import make_engine
+from privault.db import bind_value, insert_rows, make_engine
+from privault.runtime import Runtime
+from privault.service.models import Room
+from privault.vault import Field
 
 STARTUP_SECONDS = 60
 PG_URL = os.environ.get("PRIVAULT_BENCH_DATABASE_URL") or os.environ.get(
@@ -106,3 +110,36 @@ def served(settings: Settings, port: int) -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+BATCH = 10_000
+
+
+def make_people(runtime: Runtime, count: int) -> list[tuple[str, str]]:
+    """``count`` people with rooms through the vault's batch path (subjects, data keys,
+    sealed and blind-indexed Room IDs), in transactions of BATCH; returns (subject id,
+    Room ID) for each."""
+    people = []
+    for first in range(0, count, BATCH):
+        room_ids = [str(4_000_000_000 + 7919 * i) for i in range(first, min(count, first + BATCH))]
+        with runtime.transaction() as session:
+            subjects = runtime.vault.create_subjects(session, len(room_ids))
+            sealed = runtime.vault.encrypt_many(
+                session,
+                [
+                    (s, Field("rooms", "room_id_ct", s), r)
+                    for s, r in zip(subjects, room_ids, strict=True)
+                ],
+            )
+            now = bind_value(session, Room, "created_at", datetime.now(UTC))
+            insert_rows(
+                session,
+                Room,
+                ("subject_id", "room_id_index", "room_id_ct", "created_at"),
+                [
+                    (s, runtime.vault.blind_index("room_id", r), ct, now)
+                    for s, r, ct in zip(subjects, room_ids, sealed, strict=True)
+                ],
+            )
+        people += zip(subjects, room_ids, strict=True)
+    return people

@@ -2,7 +2,7 @@
 and CDRS call detail records, against raw baselines measured in the same run.
 
 Data: PEOPLE people (subjects with data keys and rooms) made through the vault's batch
-path, as ``make_rooms`` of cdr_ingest.py does, then CDRS synthetic CDRs through the library's
+path (``common.make_people``), then CDRS synthetic CDRs through the library's
 batch path, ``CdrService.ingest``, in batches of BATCH (sealed callers, blind indexes, the
 real rows). A few chosen people own exactly OWN CDRs each, scattered over the whole run of
 CDRs; the other CDRs go to the other people at random (about 20 each).
@@ -38,19 +38,17 @@ import re
 import statistics
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, text
 
 from cdr_ingest import DIAL_INS, callers
-from common import backends, data_folder
-from privault.db import bind_value, insert_rows
+from common import backends, data_folder, make_people
 from privault.rights.export import Exporter
 from privault.rights.models import RightsRequest
 from privault.rights.service import Channel
 from privault.runtime import Runtime, open_runtime, prepare
 from privault.service.cdrs import CdrIn
-from privault.service.models import Room
 from privault.vault import Field
 
 PEOPLE = int(os.environ.get("RIGHTS_BENCH_PEOPLE", "100000"))
@@ -65,35 +63,6 @@ READ = (
     "call_id, caller_ct, caller_country, dial_in, started_at, answered_at, ended_at, "
     "duration, billsec, disposition, ingested_at"
 )
-
-
-def make_people(runtime: Runtime, count: int) -> list[tuple[str, str]]:
-    """``count`` people with rooms, as ``cdr_ingest.make_rooms`` makes them (in transactions
-    of BATCH); returns (subject id, Room ID) for each."""
-    people = []
-    for first in range(0, count, BATCH):
-        room_ids = [str(4_000_000_000 + 7919 * i) for i in range(first, min(count, first + BATCH))]
-        with runtime.transaction() as session:
-            subjects = runtime.vault.create_subjects(session, len(room_ids))
-            sealed = runtime.vault.encrypt_many(
-                session,
-                [
-                    (s, Field("rooms", "room_id_ct", s), r)
-                    for s, r in zip(subjects, room_ids, strict=True)
-                ],
-            )
-            now = bind_value(session, Room, "created_at", datetime.now(UTC))
-            insert_rows(
-                session,
-                Room,
-                ("subject_id", "room_id_index", "room_id_ct", "created_at"),
-                [
-                    (s, runtime.vault.blind_index("room_id", r), ct, now)
-                    for s, r, ct in zip(subjects, room_ids, sealed, strict=True)
-                ],
-            )
-        people += zip(subjects, room_ids, strict=True)
-    return people
 
 
 class Plan:

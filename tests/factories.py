@@ -10,11 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fastapi.testclient import TestClient
 from httpx2 import Response
 
 from privault.config import Settings
 from privault.runtime import Runtime
+from privault.service.errors import WeakPin
 from privault.service.models import Room
+from privault.service.pins import check_pin_strength
 from privault.vault import Field
 
 
@@ -112,3 +115,113 @@ def cdr(room_id: str, call_id: str, **changes: Any) -> dict[str, Any]:
         "billsec": 726,
         "disposition": "ANSWERED",
     } | changes
+
+
+def fi_mobile() -> str:
+    """A random valid Finnish mobile number, E.164."""
+    return f"+35840{secrets.randbelow(10**7):07d}"
+
+
+def pin_for(room_id: str) -> str:
+    """Eight random digits the strength rules accept: long enough not to occur by chance."""
+    while True:
+        pin = f"{secrets.randbelow(9 * 10**7) + 10**7}"
+        try:
+            check_pin_strength(pin, room_id)
+        except WeakPin:
+            continue
+        return pin
+
+
+@dataclass(frozen=True)
+class Filled:
+    """A person with data in every table of the service, made through the API."""
+
+    subject_id: str
+    room_id: str
+    auth: dict[str, str]
+    #: Every personal value kept about them (an export shows each, in these words).
+    kept: list[str]
+    #: What they typed that is never kept readable: password, PINs, a PIN-checker's number.
+    secret: list[str]
+    list_id: str
+
+
+def fill_person(client: TestClient, pbx: dict[str, str], *, locked: bool = False) -> Filled:
+    """Register, log in, fill the profile (P2.4), buy (P2.8), choose a username and post
+    (P2.9), write to support (P2.10), set a PIN (P7.5), keep a number list (P2.6), fail
+    PIN checks (locking the room when ``locked``) and get two CDRs from the PBX (P2.7)."""
+    email, name, password = f"{marker('em')}@example.com", marker("nm"), marker("pw")
+    made = client.post(
+        "/api/v1/accounts", json={"email": email, "password": password, "display_name": name}
+    )
+    assert made.status_code == 201, made.text
+    subject_id, room_id = made.json()["subject_id"], made.json()["room_id"]
+    login = client.post("/api/v1/session", json={"email": email, "password": password})
+    auth = {"Authorization": f"Bearer {login.json()['token']}"}
+    fields = {k: marker(k[:2]) for k in ("gender", "education", "employment")}
+    interest = marker("in")
+    patch: dict[str, Any] = {k: {"value": v, "visibility": "members"} for k, v in fields.items()}
+    patch["interests"] = {"value": [interest]}
+    patch["name"] = {"value": name}
+    assert client.patch("/api/v1/me/profile", json=patch, headers=auth).status_code == 200
+    billing_name, address, token = marker("bn"), marker("ba"), marker("tk")
+    billing_email, username, post = marker("be"), marker("us"), marker("po")
+    subject, message = marker("su"), marker("me")
+    purchase = {
+        "kind": "purchase",
+        "item": "Premium room",
+        "amount_minor": 4999,
+        "currency": "EUR",
+        "billing_name": billing_name,
+        "billing_address": f"{address}\n75001 Paris",
+        "phone": "+442079460958",
+        "email": f"{billing_email}@example.com",
+        "payment_token": f"tok_{token}",
+        "card_brand": "visa",
+        "card_last4": "4242",
+        "card_expiry": "09/27",
+    }
+    note = {"subject": subject, "body": message}
+    sends = [
+        client.post("/api/v1/me/purchases", json=purchase, headers=auth),
+        client.put("/api/v1/me/username", json={"username": username}, headers=auth),
+        client.post("/api/v1/me/posts", json={"body": post, "visibility": "public"}, headers=auth),
+        client.post("/api/v1/me/messages", json=note, headers=auth),
+    ]
+    assert [s.status_code for s in sends] == [201, 200, 201, 201], [s.text for s in sends]
+    pin, wrong = pin_for(room_id), pin_for(room_id)
+    assert client.put("/api/v1/me/room/pin", json={"pin": pin}, headers=auth).status_code == 204
+    list_name, label, numbers = marker("ls"), marker("lb"), [fi_mobile() for _ in range(3)]
+    made_list = client.post(
+        "/api/v1/me/number-lists",
+        json={"name": list_name, "numbers": [{"number": n, "label": label} for n in numbers]},
+        headers=auth,
+    )
+    assert made_list.status_code == 201, made_list.text
+    checker = fi_mobile()
+    for _ in range(6 if locked else 1):
+        check = {"room_id": room_id, "pin": wrong, "caller": checker}
+        answer = client.post("/api/v1/pbx/pin-check", json=check, headers=pbx)
+        assert answer.json() == {"allowed": False}
+    callers = [fi_mobile(), fi_mobile()]
+    cdrs = [cdr(room_id, marker("call"), caller=caller) for caller in callers]
+    ingested = client.post("/api/v1/pbx/cdrs", json={"cdrs": cdrs}, headers=pbx)
+    assert ingested.status_code == 200 and ingested.json()["accepted"] == 2, ingested.text
+    kept = [email, name, room_id, interest, *fields.values(), billing_name, address, token]
+    kept += [billing_email, username, post, subject, message, list_name, label, *numbers, *callers]
+    return Filled(
+        subject_id, room_id, auth, kept, [password, pin, wrong, checker], made_list.json()["id"]
+    )
+
+
+def write_as_visitor(client: TestClient) -> list[str]:
+    """A message from the contact form by someone with no account (P2.10); its values."""
+    visitor, text = marker("vi"), marker("vm")
+    sent = client.post(
+        "/contact",
+        data={"email": f"{visitor}@example.com", "subject": "Hello", "message": text},
+        follow_redirects=False,
+    )
+    assert sent.status_code == 303
+    return [visitor, text]

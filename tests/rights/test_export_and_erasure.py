@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import secrets
 import zipfile
 from collections.abc import Iterator
 from email import message_from_bytes
@@ -16,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, text
 
-from factories import api_error, cdr, marker
+from factories import api_error, fill_person
 from privault.config import Settings
 from privault.db import Base, make_engine
 from privault.rights.models import RetainedRecord, RightsRequest
@@ -41,96 +40,16 @@ def runtime_of(client: TestClient) -> Runtime:
     return runtime
 
 
-def fi_mobile() -> str:
-    return f"+35840{secrets.randbelow(10**7):07d}"
-
-
 def person_everywhere(
     client: TestClient, pbx: dict[str, str]
 ) -> tuple[dict[str, str], list[str], str]:
-    """A person with data in every table of the data map; their auth header, the values
-    they hold (markers and numbers) and their subject id."""
-    email, password, name = f"{marker('em')}@example.com", marker("pw"), marker("nm")
-    made = client.post(
-        "/api/v1/accounts", json={"email": email, "password": password, "display_name": name}
-    )
-    assert made.status_code == 201, made.text
-    room_id = made.json()["room_id"]
-    login = client.post("/api/v1/session", json={"email": email, "password": password})
-    auth = {"Authorization": f"Bearer {login.json()['token']}"}
-    gender, interest = marker("ge"), marker("in")
-    patch = {"gender": {"value": gender}, "interests": {"value": [interest]}}
-    assert client.patch("/api/v1/me/profile", json=patch, headers=auth).status_code == 200
-    assert (
-        client.put("/api/v1/me/room/pin", json={"pin": "80417263"}, headers=auth).status_code == 204
-    )
-    list_name, label, number = marker("ls"), marker("lb"), fi_mobile()
-    made_list = client.post(
-        "/api/v1/me/number-lists",
-        json={"name": list_name, "numbers": [{"number": number, "label": label}]},
-        headers=auth,
-    )
-    assert made_list.status_code == 201, made_list.text
-    caller = fi_mobile()
-    sent = client.post(
-        "/api/v1/pbx/cdrs",
-        json={"cdrs": [cdr(room_id, marker("call"), caller=caller)]},
-        headers=pbx,
-    )
-    assert sent.json()["accepted"] == 1
-    billing, token = marker("bn"), marker("tk")
-    purchase = {
-        "kind": "purchase",
-        "item": "Premium room",
-        "amount_minor": 4999,
-        "currency": "EUR",
-        "billing_name": billing,
-        "billing_address": f"{marker('ad')}\nParis",
-        "payment_token": f"tok_{token}",
-        "card_brand": "visa",
-        "card_last4": "4242",
-        "card_expiry": "09/27",
-    }
-    assert client.post("/api/v1/me/purchases", json=purchase, headers=auth).status_code == 201
-    username, post, subject, body = marker("us"), marker("po"), marker("su"), marker("me")
-    assert (
-        client.put("/api/v1/me/username", json={"username": username}, headers=auth).status_code
-        == 200
-    )
-    assert (
-        client.post(
-            "/api/v1/me/posts", json={"body": post, "visibility": "public"}, headers=auth
-        ).status_code
-        == 201
-    )
-    assert (
-        client.post(
-            "/api/v1/me/messages", json={"subject": subject, "body": body}, headers=auth
-        ).status_code
-        == 201
-    )
-    asked = client.post("/api/v1/me/requests", json={"kind": "access"}, headers=auth)
+    """A person with data in every table of the data map (an export download too); their
+    auth header, the values kept about them and their subject id."""
+    person = fill_person(client, pbx)
+    asked = client.post("/api/v1/me/requests", json={"kind": "access"}, headers=person.auth)
     assert asked.status_code == 201, asked.text
     runtime_of(client).rights_engine().run_once()  # an export download waits for them
-    subject_id = client.get("/api/v1/me", headers=auth).json()["subject_id"]
-    values = [
-        email,
-        name,
-        room_id,
-        gender,
-        interest,
-        list_name,
-        label,
-        number,
-        caller,
-        billing,
-        token,
-        username,
-        post,
-        subject,
-        body,
-    ]
-    return auth, values, subject_id
+    return person.auth, person.kept, person.subject_id
 
 
 def rows_per_table(runtime: Runtime, subject_id: str) -> dict[str, int]:
