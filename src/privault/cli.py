@@ -54,6 +54,10 @@ staff_app = typer.Typer(
     help="Staff accounts: roles from the policy, TOTP logins.", no_args_is_help=True
 )
 app.add_typer(staff_app, name="staff")
+hold_app = typer.Typer(
+    help="Legal holds: data kept even from erasure (P6.3).", no_args_is_help=True
+)
+app.add_typer(hold_app, name="hold")
 dsr_app = typer.Typer(
     help="Data-subject requests: the queue, identity checks, extensions, answers, refusals.",
     no_args_is_help=True,
@@ -388,7 +392,7 @@ def staff_list() -> None:
             print(f"{member.name}\t{member.role}\t{state}")
 
 
-# -- data-subject requests ------------------------------------------------------------------
+# -- legal holds ----------------------------------------------------------------------------
 
 #: Who the history names for a step taken on the command line.
 OPERATOR = "operator"
@@ -401,6 +405,80 @@ def _date(value: str, option: str) -> datetime:
     except ValueError:
         raise Failed(f"{option} must be a date YYYY-MM-DD, not {value!r}") from None
     return day.replace(tzinfo=UTC)
+
+
+@hold_app.command("place")
+def hold_place(
+    kind: Annotated[str, typer.Option(help="law, proceedings or legal_rights.")],
+    reason: Annotated[str, typer.Option(help="Why (a case reference, the law); may be shown.")],
+    email: Annotated[
+        list[str] | None, typer.Option(help="A person, by their registered address; repeatable.")
+    ] = None,
+    subject: Annotated[
+        list[str] | None, typer.Option(help="A person, by subject id; repeatable.")
+    ] = None,
+    category: Annotated[
+        str | None, typer.Option(help="Only this category (alone: for everyone).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(metavar="YYYY-MM-DD", help="When it ends (00:00 UTC).")
+    ] = None,
+    review: Annotated[
+        str | None, typer.Option(metavar="YYYY-MM-DD", help="When to look at it again.")
+    ] = None,
+    confidential: Annotated[
+        bool, typer.Option(help="Do not tell the people it covers (a gag order).")
+    ] = False,
+) -> None:
+    """Place a hold on some people's data (all of it, or one category), or on a category
+    for everyone. Erasure waits for what it covers."""
+    rt = runtime()
+    with rt.transaction() as session:
+        people = list(subject or [])
+        for address in email or []:
+            found = rt.accounts(session).subject_of(address)
+            if found is None:
+                raise Failed("no account has that email address")
+            people.append(found)
+        hold = rt.holds(session).place(
+            subject_ids=people,
+            category=category,
+            kind=kind,
+            reason=reason,
+            placed_by=OPERATOR,
+            ends_at=_date(until, "--until") if until else None,
+            review_at=_date(review, "--review") if review else None,
+            confidential=confidential,
+        )
+    out.print(
+        f"hold {hold.id} placed on {hold.subjects} person(s), category {hold.category or 'all'}"
+    )
+
+
+@hold_app.command("release")
+def hold_release(hold_id: Annotated[str, typer.Argument(help="The hold's id.")]) -> None:
+    """End a hold now; erasures it held back go on at the next sweep."""
+    rt = runtime()
+    with rt.transaction() as session:
+        rt.holds(session).release(hold_id, by=OPERATOR)
+    out.print(f"hold {hold_id} released")
+
+
+@hold_app.command("list")
+def hold_list(
+    show_all: Annotated[bool, typer.Option("--all", help="Released and ended ones too.")] = False,
+) -> None:
+    """The holds: id, category, kind, people, until, reason."""
+    rt = runtime()
+    with rt.factory() as session:
+        for h in rt.holds(session).all(active_only=not show_all):
+            ends = f"{h.ends_at:%Y-%m-%d}" if h.ends_at else "-"
+            state = "released" if h.released_at else "active"
+            cells = [h.id, h.category or "all", h.kind, str(h.subjects), ends, state, h.reason]
+            print("\t".join(cells))
+
+
+# -- data-subject requests ------------------------------------------------------------------
 
 
 def _when(value: datetime | None) -> str:

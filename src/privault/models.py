@@ -3,6 +3,7 @@
 from privault.access.models import AccessLogEntry
 from privault.notify.models import OutboxMessage
 from privault.policy.store import PolicyVersion
+from privault.retention.models import LegalHold, LegalHoldSubject
 from privault.rights.models import (
     ExportDownload,
     RetainedRecord,
@@ -37,6 +38,8 @@ __all__ = [
     "DialInNumber",
     "EmailVerification",
     "ExportDownload",
+    "LegalHold",
+    "LegalHoldSubject",
     "LoginSession",
     "Message",
     "NumberList",

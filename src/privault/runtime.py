@@ -20,6 +20,7 @@ from privault.notify.outbox import Mailer, Outbox
 from privault.notify.transport import MaildirTransport
 from privault.policy.model import Policy
 from privault.policy.store import PolicyStore
+from privault.retention.holds import HoldService
 from privault.rights.engine import RightsEngine
 from privault.rights.erasure import Eraser
 from privault.rights.service import RightsService
@@ -126,6 +127,9 @@ class Runtime:
                 return None
 
         return RightsService(session, self.vault, self.policy, self.clock, self.outbox, address_of)
+
+    def holds(self, session: Session) -> HoldService:
+        return HoldService(session, self.policy, self.clock, self.audit)
 
     def staff(self, session: Session) -> StaffService:
         return StaffService(

@@ -20,6 +20,8 @@ NOT_IN_THE_MAP = {
     "access_log": "pseudonymous reference in the append-only access log",
     # The proof that a request was answered outlives the data it concerned.
     "rights_requests": "pseudonymous reference in the record of a data-subject request",
+    # A hold names the people it keeps; it must outlive nothing, but must not vanish first.
+    "legal_hold_subjects": "reference to a held person in a legal hold",
 }
 
 

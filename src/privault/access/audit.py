@@ -58,6 +58,8 @@ class Event(StrEnum):
     POST_DELETED = "post:deleted"
     MESSAGE_RECEIVED = "message:received"
     KEYS_ROTATED = "keys:rotated"
+    HOLD_PLACED = "hold:placed"
+    HOLD_RELEASED = "hold:released"
     STAFF_ADDED = "staff:added"
     STAFF_ROLE_CHANGED = "staff:role_changed"
     STAFF_DISABLED = "staff:disabled"

@@ -25,6 +25,7 @@ SUBJECTS = {
     "rights_completed": "Your request is done",
     "rights_export_ready": "Your data is ready to download",
     "erasure_done": "Your data is being erased",
+    "erasure_held": "We must keep your data for now",
 }
 MAX_ATTEMPTS = 8
 

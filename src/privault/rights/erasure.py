@@ -32,6 +32,7 @@ from privault.notify.outbox import Outbox
 from privault.notify.transport import Transport
 from privault.policy.model import Policy, RetentionAnchor
 from privault.policy.types import Duration
+from privault.retention.holds import Hold, holds_covering
 from privault.rights.export import Exporter
 from privault.rights.models import RetainedRecord, RightsRequest
 from privault.rights.service import RightsService, State
@@ -44,6 +45,7 @@ NOTICE_MARGIN = timedelta(days=1)
 
 
 class Step:
+    HELD = "held"
     RETAINED = "retained"
     NOTIFIED = "notified"
     SHREDDED = "shredded"
@@ -99,15 +101,27 @@ class Eraser:
     def _step(self, session: Session, request: RightsRequest) -> None:
         subject_id = request.subject_id
         assert subject_id is not None, "an open erasure names its subject"
-        if request.step is None:
+        if request.step in (None, Step.HELD):
+            holds = holds_covering(session, self.clock, subject_id)
             if request.state == State.VERIFIED:
                 self.rights(session).start(
                     request.id, actor="system:erasure", note="erasure started"
                 )
+            whole = [h for h in holds if h.covers_all_of_a_person()]
+            if whole:
+                if request.step != Step.HELD:
+                    self._held(session, request, subject_id, whole)
+                return
             request.step = Step.RETAINED
-            request.outcome = f"{self._retain(session, request, subject_id)} record(s) retained"
+            count = self._retain(session, request, subject_id, holds)
+            request.outcome = f"{count} record(s) retained"
         elif request.step == Step.RETAINED:
             kept = self._obligations(session, request)
+            kept += [
+                h.describe()
+                for h in holds_covering(session, self.clock, subject_id)
+                if h.category and not h.confidential
+            ]
             address = self.rights(session).address_of(subject_id)
             if address is not None:
                 self.outbox.enqueue(
@@ -134,18 +148,43 @@ class Eraser:
                 actor="system:erasure",
                 outcome=(
                     f"erased {erased.rows} row(s) in {erased.tables} table(s); "
-                    f"{request.outcome or '0 record(s) retained'} under legal obligation"
+                    f"{request.outcome or '0 record(s) retained'} under legal obligation or hold"
                 ),
             )
 
-    def _retain(self, session: Session, request: RightsRequest, subject_id: str) -> int:
-        """Copy the rows the law makes us keep; returns how many are kept."""
+    def _held(
+        self, session: Session, request: RightsRequest, subject_id: str, holds: list[Hold]
+    ) -> None:
+        """The whole person is under a legal hold: the erasure waits, and the person is
+        told why unless every hold is confidential."""
+        request.step = Step.HELD
+        self.rights(session).note(
+            request.id, actor="system:erasure", note=f"waiting: {len(holds)} legal hold(s)"
+        )
+        told = [h.describe() for h in holds if not h.confidential]
+        address = self.rights(session).address_of(subject_id)
+        if told and address is not None:
+            self.outbox.enqueue(
+                session,
+                subject_id,
+                address,
+                "erasure_held",
+                {"request_id": request.id, "holds": told},
+            )
+
+    def _retain(
+        self, session: Session, request: RightsRequest, subject_id: str, holds: list[Hold]
+    ) -> int:
+        """Copy the rows the law makes us keep, and those under a hold on their category;
+        returns how many are kept."""
         now = self.clock.now()
         exporter = Exporter(session, self.vault, self.policy, self.clock)
         kept = 0
         for entry in tables():
             retention = self.policy.category(entry.category).retention
-            if retention.obligation is None or not isinstance(retention.period, Duration):
+            obliged = retention.obligation is not None and isinstance(retention.period, Duration)
+            hold = next((h for h in holds if h.category == entry.category), None)
+            if not obliged and hold is None:
                 continue
             for record in exporter.rows(entry, subject_id):
                 row_id = record["row"]
@@ -156,10 +195,23 @@ class Eraser:
                     )
                 )
                 if taken is None:
-                    anchor = now
-                    collected = record["values"].get("created_at")
-                    if retention.from_ is RetentionAnchor.COLLECTION and collected:
-                        anchor = aware(datetime.fromisoformat(collected))
+                    until = None
+                    if obliged:
+                        assert isinstance(retention.period, Duration)
+                        anchor = now
+                        collected = record["values"].get("created_at")
+                        if retention.from_ is RetentionAnchor.COLLECTION and collected:
+                            anchor = aware(datetime.fromisoformat(collected))
+                        until = retention.period.add_to(anchor)
+                    if hold is not None:
+                        # Kept until the hold ends, and the obligation too, whichever is later.
+                        later = hold.ends_at
+                        until = None if later is None else max(until or later, later)
+                    why = (
+                        retention.obligation
+                        if obliged or hold is None
+                        else f"legal hold ({hold.kind})"
+                    )
                     session.add(
                         RetainedRecord(
                             source_table=entry.table,
@@ -170,9 +222,10 @@ class Eraser:
                                 Field("retained_records", "values_ct", f"{entry.table}/{row_id}"),
                                 record["values"],
                             ),
-                            obligation=retention.obligation,
+                            obligation=why or "",
+                            hold_id=hold.id if hold else None,
                             retained_at=now,
-                            retain_until=retention.period.add_to(anchor),
+                            retain_until=until,
                         )
                     )
                 kept += 1

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from privault.clock import Clock, aware
 from privault.db import Base
 from privault.policy.model import Policy
+from privault.retention.holds import holds_covering
 from privault.rights.models import RightsRequest
 from privault.vault import Field, Vault
 from privault.vault.datamap import PersonalTable, field_name, tables
@@ -200,6 +201,17 @@ class Exporter:
             "subject_id": subject_id,
             "categories": categories,
             "requests": self._requests(subject_id),
+            "holds": [
+                {
+                    "category": h.category,
+                    "kind": h.kind,
+                    "reason": h.reason,
+                    "until": h.ends_at.isoformat() if h.ends_at else None,
+                    "text": h.describe(),
+                }
+                for h in holds_covering(self.session, self.clock, subject_id)
+                if not h.confidential
+            ],
             "rights": RIGHTS,
             "complaint": meta.supervisory_authority,
             "automated_decisions": self.policy.rights.automated_decisions,

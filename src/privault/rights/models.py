@@ -92,5 +92,8 @@ class RetainedRecord(Base):
     subject_ref: Mapped[str] = mapped_column(String(64), index=True)
     values_ct: Mapped[bytes] = mapped_column(LargeBinary)
     obligation: Mapped[str] = mapped_column(Text)
+    #: The legal hold that keeps it, if one does; then it is kept until the hold ends.
+    hold_id: Mapped[str | None] = mapped_column(String(32), index=True)
     retained_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    retain_until: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    #: None while a hold without an end keeps it.
+    retain_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)

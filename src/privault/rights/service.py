@@ -226,6 +226,11 @@ class RightsService:
         self._event(request, State.VERIFIED, actor, how)
         return _view(request)
 
+    def note(self, request_id: str, *, actor: str, note: str) -> None:
+        """A line in the request's history that changes nothing (waiting for a hold)."""
+        request = self._get(request_id)
+        self._event(request, request.state, actor, note)
+
     def start(self, request_id: str, *, actor: str, note: str) -> RequestView:
         request = self._get(request_id)
         self._expect(request, State.VERIFIED)

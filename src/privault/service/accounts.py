@@ -371,6 +371,11 @@ class AccountService:
                 f"log in again to {to}: the login must be under {minutes} minutes old"
             )
 
+    def subject_of(self, email: str) -> str | None:
+        """The subject id of the account registered with ``email``, or ``None``."""
+        index = self._email_index(email.strip())
+        return self.session.scalar(select(Account.subject_id).where(Account.email_index == index))
+
     def email_of(self, subject_id: str) -> str:
         return self.summary(subject_id).email
 
