@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 from html import escape
+from operator import itemgetter
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -157,17 +158,19 @@ class Exporter:
         sealed = [(field_name(n), at[n], n) for n in entry.exported if n in entry.encrypted]
         out: list[dict[str, Any]] = []
         places: list[tuple[int, str, Field, bytes]] = []
+        pick = itemgetter(*where) if len(where) > 1 else lambda row: (row[where[0]],)
+        table_name = entry.table
         for number, row in enumerate(rows):
-            row_id = "/".join(str(row[i]) for i in key)
-            values = dict(zip(fields, [row[i] for i in where], strict=True))
+            row_id = str(row[key[0]]) if len(key) == 1 else "/".join(str(row[i]) for i in key)
+            values = dict(zip(fields, pick(row), strict=True))
             for name, i, read in convert:
                 if row[i] is not None:
                     values[name] = read(row[i])
             for name, i, column in sealed:
                 values[name] = None
                 if row[i] is not None:
-                    places.append((number, name, Field(entry.table, column, row_id), row[i]))
-            out.append({"table": entry.table, "row": row_id, "values": values})
+                    places.append((number, name, Field(table_name, column, row_id), row[i]))
+            out.append({"table": table_name, "row": row_id, "values": values})
         opened = self.vault.decrypt_many(
             self.session, subject_id, [(place, bytes(blob)) for _, _, place, blob in places]
         )
