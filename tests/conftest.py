@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
@@ -18,7 +19,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Connection, Engine, text
 
 from factories import Person, register
-from privault.clock import SystemClock
+from privault.clock import FrozenClock, SystemClock
 from privault.config import Settings
 from privault.db import make_engine, make_sessionmaker
 from privault.runtime import Runtime, open_runtime, prepare
@@ -139,3 +140,22 @@ def pbx(runtime: Runtime) -> dict[str, str]:
     with runtime.transaction() as session:
         token = PbxTokenService(session, runtime.clock).create(f"pbx-{secrets.token_hex(3)}")
     return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    """A clock the test moves, starting on a winter morning."""
+    return FrozenClock(datetime(2027, 1, 20, 9, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def at(base_settings: Settings, runtime: Runtime, clock: FrozenClock) -> Runtime:
+    """The test's runtime (same transaction) on ``clock``."""
+    return open_runtime(base_settings, factory=runtime.factory, clock=clock)
+
+
+@pytest.fixture
+def client_at(at: Runtime) -> Iterator[TestClient]:
+    """A client of an app on ``clock``."""
+    with TestClient(create_app(at), raise_server_exceptions=False) as test_client:
+        yield test_client

@@ -12,7 +12,6 @@ from sqlalchemy import select
 from factories import api_error, register
 from privault.access.models import AccessLogEntry
 from privault.clock import FrozenClock
-from privault.config import Settings
 from privault.notify.models import OutboxMessage
 from privault.rights.errors import (
     ExtensionRefused,
@@ -21,28 +20,10 @@ from privault.rights.errors import (
     UnknownRequestKind,
 )
 from privault.rights.service import Channel, Refusal, RightsService
-from privault.runtime import Runtime, open_runtime
+from privault.runtime import Runtime
 from privault.vault import Field
-from privault.web.app import create_app
 
 REQUESTS = "/api/v1/me/requests"
-
-
-@pytest.fixture
-def clock() -> FrozenClock:
-    return FrozenClock(datetime(2027, 1, 20, 9, 0, tzinfo=UTC))
-
-
-@pytest.fixture
-def at(base_settings: Settings, runtime: Runtime, clock: FrozenClock) -> Runtime:
-    """The test's runtime on a clock the test moves."""
-    return open_runtime(base_settings, factory=runtime.factory, clock=clock)
-
-
-@pytest.fixture
-def client_at(at: Runtime) -> Iterator[TestClient]:
-    with TestClient(create_app(at), raise_server_exceptions=False) as client:
-        yield client
 
 
 def rights(runtime: Runtime) -> Iterator[RightsService]:

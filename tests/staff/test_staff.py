@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -18,28 +16,11 @@ from privault.access.models import AccessLogEntry
 from privault.clock import FrozenClock
 from privault.config import Settings
 from privault.rights.service import Channel
-from privault.runtime import Runtime, open_runtime, prepare
+from privault.runtime import Runtime, prepare
 from privault.staff import totp
 from privault.staff.service import NewStaff
-from privault.web.app import create_app
 
 STAFF = "/api/v1/staff"
-
-
-@pytest.fixture
-def clock() -> FrozenClock:
-    return FrozenClock(datetime(2027, 3, 10, 9, 0, tzinfo=UTC))
-
-
-@pytest.fixture
-def at(base_settings: Settings, runtime: Runtime, clock: FrozenClock) -> Runtime:
-    return open_runtime(base_settings, factory=runtime.factory, clock=clock)
-
-
-@pytest.fixture
-def client(at: Runtime) -> Iterator[TestClient]:
-    with TestClient(create_app(at), raise_server_exceptions=False) as client:
-        yield client
 
 
 def secret_of(made: NewStaff) -> bytes:
@@ -52,9 +33,9 @@ def add(at: Runtime, name: str, role: str) -> NewStaff:
         return at.staff(session).add(name, role)
 
 
-def login(client: TestClient, made: NewStaff, clock: FrozenClock) -> dict[str, str]:
+def login(client_at: TestClient, made: NewStaff, clock: FrozenClock) -> dict[str, str]:
     code = totp.code_at(secret_of(made), totp.step_of(clock.now()))
-    answer = client.post(
+    answer = client_at.post(
         f"{STAFF}/session", json={"name": made.name, "password": made.password, "code": code}
     )
     assert answer.status_code == 200, answer.text
@@ -68,24 +49,24 @@ def test_totp_matches_the_rfc_6238_test_vector() -> None:
 
 
 def test_p4_1_a_staff_login_needs_the_password_and_a_fresh_code(
-    client: TestClient, at: Runtime, clock: FrozenClock
+    client_at: TestClient, at: Runtime, clock: FrozenClock
 ) -> None:
     ann = add(at, "ann", "privacy_officer")
     secret = secret_of(ann)
     code = totp.code_at(secret, totp.step_of(clock.now()))
     wrong = {"name": "ann", "password": ann.password + "x", "code": code}
-    api_error(client.post(f"{STAFF}/session", json=wrong), 401, "invalid_credentials")
+    api_error(client_at.post(f"{STAFF}/session", json=wrong), 401, "invalid_credentials")
     stale = totp.code_at(secret, totp.step_of(clock.now() - timedelta(minutes=2)))
     old = {"name": "ann", "password": ann.password, "code": stale}
-    api_error(client.post(f"{STAFF}/session", json=old), 401, "invalid_credentials")
+    api_error(client_at.post(f"{STAFF}/session", json=old), 401, "invalid_credentials")
     good = {"name": "ann", "password": ann.password, "code": code}
-    assert client.post(f"{STAFF}/session", json=good).status_code == 200
-    api_error(client.post(f"{STAFF}/session", json=good), 401, "invalid_credentials")  # replayed
+    assert client_at.post(f"{STAFF}/session", json=good).status_code == 200
+    api_error(client_at.post(f"{STAFF}/session", json=good), 401, "invalid_credentials")  # replayed
     clock.advance(timedelta(seconds=30))
-    auth = login(client, ann, clock)
-    assert client.get(f"{STAFF}/requests", headers=auth).status_code == 200
+    auth = login(client_at, ann, clock)
+    assert client_at.get(f"{STAFF}/requests", headers=auth).status_code == 200
     clock.advance(timedelta(hours=8))
-    api_error(client.get(f"{STAFF}/requests", headers=auth), 401)
+    api_error(client_at.get(f"{STAFF}/requests", headers=auth), 401)
     with at.transaction() as session:
         actions = session.scalars(select(AccessLogEntry.action)).all()
     assert actions.count("staff:staff_session:refused") == 3
@@ -93,7 +74,7 @@ def test_p4_1_a_staff_login_needs_the_password_and_a_fresh_code(
 
 
 def test_p9_4_staff_work_the_queue_overdue_first(
-    client: TestClient, at: Runtime, clock: FrozenClock
+    client_at: TestClient, at: Runtime, clock: FrozenClock
 ) -> None:
     alice, bob = register(at, "alice"), register(at, "bob")
     with at.transaction() as session:
@@ -108,25 +89,25 @@ def test_p9_4_staff_work_the_queue_overdue_first(
             details="My display name is misspelt",
         ).id
     clock.advance(timedelta(days=31))
-    auth = login(client, add(at, "ann", "privacy_officer"), clock)
-    listed = client.get(f"{STAFF}/requests", headers=auth).json()["requests"]
+    auth = login(client_at, add(at, "ann", "privacy_officer"), clock)
+    listed = client_at.get(f"{STAFF}/requests", headers=auth).json()["requests"]
     assert [(r["id"], r["overdue"]) for r in listed] == [(late, True), (mailed, False)]
     assert [
         r["id"]
-        for r in client.get(f"{STAFF}/requests?overdue=true", headers=auth).json()["requests"]
+        for r in client_at.get(f"{STAFF}/requests?overdue=true", headers=auth).json()["requests"]
     ] == [late]
-    shown = client.get(f"{STAFF}/requests/{mailed}", headers=auth).json()
+    shown = client_at.get(f"{STAFF}/requests/{mailed}", headers=auth).json()
     assert shown["details"] == "My display name is misspelt" and len(shown["history"]) == 1
-    verified = client.post(
+    verified = client_at.post(
         f"{STAFF}/requests/{mailed}/verify", json={"note": "called back"}, headers=auth
     )
     assert verified.status_code == 200 and verified.json()["state"] == "verified"
-    extended = client.post(
+    extended = client_at.post(
         f"{STAFF}/requests/{mailed}/extend", json={"reason": "archives"}, headers=auth
     )
     assert extended.status_code == 200 and extended.json()["extension_reason"] == "archives"
     api_error(
-        client.post(
+        client_at.post(
             f"{STAFF}/requests/{mailed}/extend",
             json={"reason": "more", "to": "2030-01-01T00:00:00Z"},
             headers=auth,
@@ -134,31 +115,32 @@ def test_p9_4_staff_work_the_queue_overdue_first(
         422,
         "extension_refused",
     )
-    done = client.post(
+    done = client_at.post(
         f"{STAFF}/requests/{mailed}/complete", json={"outcome": "Name corrected."}, headers=auth
     )
     assert done.json()["state"] == "completed"
-    refused = client.post(
+    refused = client_at.post(
         f"{STAFF}/requests/{late}/refuse",
         json={"grounds": "excessive", "reason": "Asked daily."},
         headers=auth,
     )
     assert refused.json()["state"] == "refused"
     api_error(
-        client.post(f"{STAFF}/requests/{late}/complete", json={"outcome": "x"}, headers=auth), 409
+        client_at.post(f"{STAFF}/requests/{late}/complete", json={"outcome": "x"}, headers=auth),
+        409,
     )
-    api_error(client.get(f"{STAFF}/requests/nope", headers=auth), 404, "request_not_found")
-    history = client.get(f"{STAFF}/requests/{mailed}", headers=auth).json()["history"]
+    api_error(client_at.get(f"{STAFF}/requests/nope", headers=auth), 404, "request_not_found")
+    history = client_at.get(f"{STAFF}/requests/{mailed}", headers=auth).json()["history"]
     assert [h["actor"] for h in history] == ["mail", "staff:ann", "staff:ann", "staff:ann"]
 
 
 def test_p4_1_a_role_without_the_purpose_and_a_member_session_are_refused(
-    client: TestClient, at: Runtime, clock: FrozenClock, alice: Person
+    client_at: TestClient, at: Runtime, clock: FrozenClock, alice: Person
 ) -> None:
-    bill = login(client, add(at, "bill", "billing"), clock)
-    api_error(client.get(f"{STAFF}/requests", headers=bill), 403, "purpose_refused")
-    api_error(client.get(f"{STAFF}/requests", headers=alice.auth), 401)
-    api_error(client.get(f"{STAFF}/requests"), 401)
+    bill = login(client_at, add(at, "bill", "billing"), clock)
+    api_error(client_at.get(f"{STAFF}/requests", headers=bill), 403, "purpose_refused")
+    api_error(client_at.get(f"{STAFF}/requests", headers=alice.auth), 401)
+    api_error(client_at.get(f"{STAFF}/requests"), 401)
     with at.transaction() as session:
         refusals = session.scalars(
             select(AccessLogEntry).where(AccessLogEntry.action == "staff:staff:purpose_refused")
@@ -179,7 +161,7 @@ def test_p4_1_staff_commands(fresh_settings: Settings, tmp_path: Path) -> None:
 
 
 def test_the_demo_prints_a_staff_login_that_works(
-    client: TestClient, at: Runtime, clock: FrozenClock
+    client_at: TestClient, at: Runtime, clock: FrozenClock
 ) -> None:
     demo.seed(at)
     printed = demo.staff_login()
@@ -190,5 +172,5 @@ def test_the_demo_prints_a_staff_login_that_works(
     )
     body = {"name": demo.STAFF_NAME, "password": demo.STAFF_PASSWORD, "code": code}
     assert demo.STAFF_PASSWORD in printed
-    answer = client.post(f"{STAFF}/session", json=body)
+    answer = client_at.post(f"{STAFF}/session", json=body)
     assert answer.status_code == 200 and answer.json()["role"] == "privacy_officer"
