@@ -86,13 +86,14 @@ def test_p9_1_a_table_added_to_the_data_map_is_exported_and_erased(
             .build(alice.subject_id)
             .document
         )
-    records = [
-        r
+    [block] = [
+        b
         for c in document["categories"]
-        for r in c["records"]
-        if r["table"] == "test_loyalty_cards"
+        for b in c["records"]
+        if b["table"] == "test_loyalty_cards"
     ]
-    assert [r["values"]["nickname"] for r in records] == [nickname]
+    assert block["fields"] == ["id", "nickname", "issued_at"]
+    assert [row[1] for row in block["rows"]] == [nickname]
     assert kept not in str(document)
 
     with runtime.transaction() as session:

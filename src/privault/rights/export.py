@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 from html import escape
-from operator import itemgetter
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -85,10 +84,6 @@ class Export:
             add("index.html", self.html)
         return buffer.getvalue()
 
-    @property
-    def values(self) -> int:
-        return sum(len(r["values"]) for c in self.document["categories"] for r in c["records"])
-
 
 def _plain(value: Any) -> Any:
     if isinstance(value, datetime):
@@ -119,23 +114,35 @@ class Exporter:
         self.clock = clock
 
     def records(self, subject_id: str) -> dict[str, list[dict[str, Any]]]:
-        """Category -> the person's records in it, each ``{"table", "values"}``, with sealed
-        values opened. Raises ``SubjectKeyMissing`` for an erased person."""
+        """Category -> the person's tables in it, each ``{"table", "fields", "rows"}`` with
+        sealed values opened. Raises ``SubjectKeyMissing`` for an erased person."""
         found: dict[str, list[dict[str, Any]]] = {}
         for entry in tables():
             if entry.in_export:
-                for row in self.rows(entry, subject_id):
-                    found.setdefault(entry.category, []).append(
-                        {"table": row["table"], "values": row["values"]}
-                    )
+                fields, _, rows = self.table_rows(entry, subject_id)
+                if rows:
+                    block = {"table": entry.table, "fields": fields, "rows": rows}
+                    found.setdefault(entry.category, []).append(block)
         return found
 
     def rows(self, entry: PersonalTable, subject_id: str) -> list[dict[str, Any]]:
-        """The person's rows of one data-map table: ``{"table", "row", "values"}`` with the
-        exported columns, sealed ones opened; ``row`` names the row as sealing does.
+        """The person's rows of one data-map table as ``{"table", "row", "values"}``;
+        ``row`` names the row as sealing does."""
+        fields, row_ids, rows = self.table_rows(entry, subject_id)
+        return [
+            {"table": entry.table, "row": row_id, "values": dict(zip(fields, row, strict=True))}
+            for row_id, row in zip(row_ids, rows, strict=True)
+        ]
 
-        One plain indexed query through the driver: an export of thousands of call records
-        should cost little more than reading and opening them."""
+    def table_rows(
+        self, entry: PersonalTable, subject_id: str
+    ) -> tuple[list[str], list[str], list[list[Any]]]:
+        """The person's rows of one data-map table: the exported field names, each row's
+        id (as sealing names it), and the rows' values in field order, sealed ones opened.
+
+        One plain indexed query through the driver, and lists rather than a mapping per
+        row: an export of thousands of call records should cost little more than reading
+        and opening them."""
         table: Table = Base.metadata.tables[entry.table]
         names = list(dict.fromkeys([*entry.key, *entry.exported]))
         at = {name: i for i, name in enumerate(names)}
@@ -145,39 +152,38 @@ class Exporter:
             f"SELECT {', '.join(names)} FROM {entry.table} "  # noqa: S608 - names from the model
             f"WHERE {entry.subject_column} = {marker} ORDER BY {names[0]}"
         )
-        rows = self.session.connection().exec_driver_sql(sql, (subject_id,)).all()
+        raw = self.session.connection().exec_driver_sql(sql, (subject_id,)).all()
         fields = [field_name(n) for n in entry.exported]
         where = [at[n] for n in entry.exported]
-        # Columns the driver does not give as they are exported: times (SQLite keeps text)
-        # and anything not text or a number; sealed ones are opened below.
+        # Exported positions the driver does not give as they are exported: times (SQLite
+        # keeps text), other non-text, non-number types, and sealed values (opened below).
         convert = [
-            (field_name(n), at[n], _iso if isinstance(table.c[n].type, DateTime) else _plain)
-            for n in entry.exported
+            (pos, _iso if isinstance(table.c[n].type, DateTime) else _plain)
+            for pos, n in enumerate(entry.exported)
             if n not in entry.encrypted and not isinstance(table.c[n].type, String | Integer)
         ]
-        sealed = [(field_name(n), at[n], n) for n in entry.exported if n in entry.encrypted]
-        out: list[dict[str, Any]] = []
-        places: list[tuple[int, str, Field, bytes]] = []
-        pick = itemgetter(*where) if len(where) > 1 else lambda row: (row[where[0]],)
-        table_name = entry.table
-        for number, row in enumerate(rows):
-            row_id = str(row[key[0]]) if len(key) == 1 else "/".join(str(row[i]) for i in key)
-            values = dict(zip(fields, pick(row), strict=True))
-            for name, i, read in convert:
-                if row[i] is not None:
-                    values[name] = read(row[i])
-            for name, i, column in sealed:
-                values[name] = None
-                if row[i] is not None:
-                    places.append((number, name, Field(table_name, column, row_id), row[i]))
-            out.append({"table": table_name, "row": row_id, "values": values})
-        opened = self.vault.decrypt_many(
-            self.session, subject_id, [(place, bytes(blob)) for _, _, place, blob in places]
-        )
-        as_json = {field_name(c) for c in entry.json}
-        for (number, name, _, _), text in zip(places, opened, strict=True):
-            out[number]["values"][name] = json.loads(text) if name in as_json else text
-        return out
+        sealed = [(pos, n) for pos, n in enumerate(entry.exported) if n in entry.encrypted]
+        row_ids = [
+            str(r[key[0]]) if len(key) == 1 else "/".join(str(r[i]) for i in key) for r in raw
+        ]
+        rows = [[r[i] for i in where] for r in raw]
+        for pos, read in convert:
+            for row in rows:
+                if row[pos] is not None:
+                    row[pos] = read(row[pos])
+        for pos, column in sealed:
+            places = [
+                (number, Field(entry.table, column, row_ids[number]), row[pos])
+                for number, row in enumerate(rows)
+                if row[pos] is not None
+            ]
+            opened = self.vault.decrypt_many(
+                self.session, subject_id, [(place, blob) for _, place, blob in places]
+            )
+            as_json = column in entry.json
+            for (number, _, _), text in zip(places, opened, strict=True):
+                rows[number][pos] = json.loads(text) if as_json else text
+        return fields, row_ids, rows
 
     def build(self, subject_id: str, kind: ExportKind = ExportKind.ACCESS) -> Export:
         """The person's export. Portability keeps the categories whose source the policy
@@ -219,12 +225,14 @@ class Exporter:
             "complaint": meta.supervisory_authority,
             "automated_decisions": self.policy.rights.automated_decisions,
         }
-        grids = {c["id"]: _grid(c["records"]) for c in categories}
-        csvs = {cid: _csv(grid) for cid, grid in grids.items()}
+        csvs = {c["id"]: _csv(_grid(c["records"])) for c in categories}
         html = _templates.get_template("export.html").render(
             doc=document,
             kind=str(kind),
-            tables={cid: _html_table(grid) for cid, grid in grids.items()},
+            tables={
+                c["id"]: Markup("\n").join(_html_table(b) for b in c["records"]) for c in categories
+            },
+            counts={c["id"]: sum(len(b["rows"]) for b in c["records"]) for c in categories},
         )
         return Export(kind, document, csvs, html)
 
@@ -280,19 +288,20 @@ class Exporter:
         ]
 
 
-def _names(records: list[dict[str, Any]]) -> list[str]:
-    """Every field name seen in ``records``, in first-seen order."""
-    return list(dict.fromkeys(name for r in records for name in r["values"]))
-
-
-def _grid(records: list[dict[str, Any]]) -> list[list[str]]:
-    """One category's records as rows of text: a header (``table``, then every field seen),
-    then a row per record; lists and objects as JSON, no value as empty text."""
-    names = _names(records)
+def _grid(blocks: list[dict[str, Any]]) -> list[list[str]]:
+    """One category's tables as rows of text for its CSV: a header (``table``, then every
+    field of its tables), then a row per record; lists and objects as JSON, no value as
+    empty text."""
+    names = list(dict.fromkeys(name for block in blocks for name in block["fields"]))
+    at = {name: i for i, name in enumerate(names)}
     grid = [["table", *names]]
-    for record in records:
-        values = record["values"]
-        grid.append([record["table"], *(_cell(values.get(name)) for name in names)])
+    for block in blocks:
+        places = [at[name] + 1 for name in block["fields"]]
+        for row in block["rows"]:
+            line = [block["table"]] + [""] * len(names)
+            for place, value in zip(places, row, strict=True):
+                line[place] = _cell(value)
+            grid.append(line)
     return grid
 
 
@@ -309,15 +318,18 @@ def _escape(text: str) -> str:
     return text
 
 
-def _html_table(grid: list[list[str]]) -> Markup:
-    """Written here rather than in the template, which would take most of an export's
-    time for thousands of rows."""
-    head = "".join(f'<th scope="col">{escape(n)}</th>' for n in grid[0])
+def _html_table(block: dict[str, Any]) -> Markup:
+    """One table's records as HTML: written here rather than in the template, which would
+    take most of an export's time for thousands of rows."""
+    head = "".join(f'<th scope="col">{escape(n)}</th>' for n in block["fields"])
     body = "".join(
-        "<tr><td>" + "</td><td>".join(_escape(cell) for cell in row) + "</td></tr>\n"
-        for row in grid[1:]
+        "<tr><td>" + "</td><td>".join(_escape(_cell(v)) for v in row) + "</td></tr>\n"
+        for row in block["rows"]
     )
-    html = f'<div class="wrap"><table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}'
+    html = (
+        f'<h4>{escape(block["table"])}</h4>\n<div class="wrap"><table>\n'
+        f"<thead><tr>{head}</tr></thead>\n<tbody>\n{body}"
+    )
     return Markup(html + "</tbody>\n</table></div>")  # noqa: S704 - every value was escaped
 
 
