@@ -181,7 +181,7 @@ def export_secs(runtime: Runtime, subject_id: str) -> float:
             archive = export.zip_bytes()
         best = min(best, time.perf_counter() - start)
         calls = [c for c in export.document["categories"] if c["id"] == "call_records"]
-        if not archive or not calls or len(calls[0]["records"]) != OWN:
+        if not archive or not calls or len(calls[0]["records"][0]["rows"]) != OWN:
             raise RuntimeError("the export does not hold the person's CDRs")
     return best
 

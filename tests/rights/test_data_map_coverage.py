@@ -17,6 +17,7 @@ from privault.policy.model import Source
 from privault.rights.export import Exporter, ExportKind
 from privault.rights.service import Channel
 from privault.runtime import Runtime
+from privault.service.profile import Change
 from privault.vault import Field, datamap, personal_data
 from privault.vault.datamap import field_name
 from privault.vault.models import SUBJECT_ID
@@ -140,3 +141,17 @@ def test_docs_export_schema_lists_every_exported_table_and_field() -> None:
         if e.in_export
     }
     assert documented == mapped
+
+
+def test_p9_1_the_readable_page_escapes_what_people_wrote(runtime: Runtime, alice: Person) -> None:
+    with runtime.transaction() as session:
+        runtime.profiles(session).update(
+            alice.subject_id,
+            {"employment": Change(value='<b>Ann & Bob\'s "shop"</b>', has_value=True)},
+        )
+        export = Exporter(session, runtime.vault, runtime.policy, runtime.clock).build(
+            alice.subject_id
+        )
+    assert "&lt;b&gt;Ann &amp; Bob&#x27;s &quot;shop&quot;&lt;/b&gt;" in export.html
+    assert "<b>Ann" not in export.html
+    assert '"<b>Ann & Bob\'s ""shop""</b>"' in export.csvs["profile"]

@@ -225,12 +225,16 @@ class Exporter:
             "complaint": meta.supervisory_authority,
             "automated_decisions": self.policy.rights.automated_decisions,
         }
-        csvs = {c["id"]: _csv(_grid(c["records"])) for c in categories}
+        texts = {c["id"]: [_text(b) for b in c["records"]] for c in categories}
+        csvs = {c["id"]: _csv(c["records"], texts[c["id"]]) for c in categories}
         html = _templates.get_template("export.html").render(
             doc=document,
             kind=str(kind),
             tables={
-                c["id"]: Markup("\n").join(_html_table(b) for b in c["records"]) for c in categories
+                c["id"]: Markup("\n").join(
+                    _html_table(b, t) for b, t in zip(c["records"], texts[c["id"]], strict=True)
+                )
+                for c in categories
             },
             counts={c["id"]: sum(len(b["rows"]) for b in c["records"]) for c in categories},
         )
@@ -288,44 +292,48 @@ class Exporter:
         ]
 
 
-def _grid(blocks: list[dict[str, Any]]) -> list[list[str]]:
-    """One category's tables as rows of text for its CSV: a header (``table``, then every
-    field of its tables), then a row per record; lists and objects as JSON, no value as
-    empty text."""
+def _text(block: dict[str, Any]) -> list[list[str]]:
+    """A table's rows as text: lists and objects as JSON, no value as empty text."""
+    return [[_cell(v) for v in row] for row in block["rows"]]
+
+
+def _csv(blocks: list[dict[str, Any]], texts: list[list[list[str]]]) -> str:
+    """One category's CSV: a ``table`` column, then every field of its tables."""
     names = list(dict.fromkeys(name for block in blocks for name in block["fields"]))
     at = {name: i for i, name in enumerate(names)}
-    grid = [["table", *names]]
-    for block in blocks:
-        places = [at[name] + 1 for name in block["fields"]]
-        for row in block["rows"]:
-            line = [block["table"]] + [""] * len(names)
-            for place, value in zip(places, row, strict=True):
-                line[place] = _cell(value)
-            grid.append(line)
-    return grid
-
-
-def _csv(grid: list[list[str]]) -> str:
     out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerows(grid)
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["table", *names])
+    for block, text in zip(blocks, texts, strict=True):
+        if block["fields"] == names:
+            writer.writerows([block["table"], *row] for row in text)
+            continue
+        places = [at[name] + 1 for name in block["fields"]]
+        for row in text:
+            line = [block["table"]] + [""] * len(names)
+            for place, cell in zip(places, row, strict=True):
+                line[place] = cell
+            writer.writerow(line)
     return out.getvalue()
 
 
-def _escape(text: str) -> str:
-    """``html.escape``, skipped for the many cells with nothing to escape (dates, numbers)."""
-    if "&" in text or "<" in text or ">" in text or '"' in text or "'" in text:
-        return escape(text)
-    return text
+_SPECIAL = ("&", "<", ">", '"', "'")
 
 
-def _html_table(block: dict[str, Any]) -> Markup:
-    """One table's records as HTML: written here rather than in the template, which would
-    take most of an export's time for thousands of rows."""
+def _html_table(block: dict[str, Any], text: list[list[str]]) -> Markup:
+    """One table's records as HTML, written here rather than in the template (which would
+    take most of an export's time for thousands of rows). Each column is escaped only
+    when some cell of it needs it: most hold dates, numbers and codes."""
+    if text:
+        columns = ["".join(column) for column in zip(*text, strict=True)]
+        dirty = [i for i, joined in enumerate(columns) if any(c in joined for c in _SPECIAL)]
+        if dirty:
+            text = [list(row) for row in text]
+            for row in text:
+                for i in dirty:
+                    row[i] = escape(row[i])
     head = "".join(f'<th scope="col">{escape(n)}</th>' for n in block["fields"])
-    body = "".join(
-        "<tr><td>" + "</td><td>".join(_escape(_cell(v)) for v in row) + "</td></tr>\n"
-        for row in block["rows"]
-    )
+    body = "".join("<tr><td>" + "</td><td>".join(row) + "</td></tr>\n" for row in text)
     html = (
         f'<h4>{escape(block["table"])}</h4>\n<div class="wrap"><table>\n'
         f"<thead><tr>{head}</tr></thead>\n<tbody>\n{body}"
