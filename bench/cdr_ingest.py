@@ -27,6 +27,7 @@ import sys
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx2
 from sqlalchemy import text
@@ -62,39 +63,54 @@ def make_rooms(runtime: Runtime) -> list[str]:
     return [room_id for _, room_id in make_people(runtime, ROOMS)]
 
 
+EPOCH = datetime(2024, 1, 1)
+
+
+def synthetic_cdr(
+    rng: random.Random, pool: list[tuple[str, str]], i: int, count: int, room_id: str, **ids: Any
+) -> CdrIn:
+    """CDR ``i`` of ``count`` for ``room_id``: a caller from ``pool`` (one in ten withheld),
+    nine in ten answered; ``ids`` gives ``row`` and ``call_id``."""
+    caller, country = pool[rng.randrange(len(pool))]
+    if rng.random() < 0.1:
+        caller = "anonymous"
+    # A PBX writes CDRs as calls end: they come roughly in time order, over 180 days.
+    start = EPOCH + timedelta(seconds=i * 180 * 86400 // count + rng.randrange(60))
+    answered = rng.random() < 0.9
+    ring = rng.randrange(1, 6)
+    talk = rng.randrange(0, 3600) if answered else 0
+    end = start + timedelta(seconds=ring + talk)
+    return CdrIn(
+        room_id=room_id,
+        caller=caller,
+        dial_in=DIAL_INS[country],
+        start=start.strftime("%Y-%m-%d %H:%M:%S"),
+        answer=(start + timedelta(seconds=ring)).strftime("%Y-%m-%d %H:%M:%S")
+        if answered
+        else None,
+        end=end.strftime("%Y-%m-%d %H:%M:%S"),
+        duration=ring + talk,
+        billsec=talk,
+        disposition="ANSWERED" if answered else rng.choice(["NO ANSWER", "BUSY"]),
+        **ids,
+    )
+
+
 def make_cdrs(room_ids: list[str], count: int, seed: int, prefix: str) -> list[CdrIn]:
     rng = random.Random(seed)
     pool = callers(rng)
-    epoch = datetime(2024, 1, 1)
-    out = []
-    for i in range(count):
-        caller, country = pool[rng.randrange(len(pool))]
-        if rng.random() < 0.1:
-            caller = "anonymous"
-        # A PBX writes CDRs as calls end: they come roughly in time order.
-        start = epoch + timedelta(seconds=i * 180 * 86400 // count + rng.randrange(60))
-        answered = rng.random() < 0.9
-        ring = rng.randrange(1, 6)
-        talk = rng.randrange(0, 3600) if answered else 0
-        end = start + timedelta(seconds=ring + talk)
-        out.append(
-            CdrIn(
-                row=i + 1,
-                call_id=f"{prefix}{1704067200 + i}.{i}",
-                room_id=room_ids[rng.randrange(len(room_ids))],
-                caller=caller,
-                dial_in=DIAL_INS[country],
-                start=start.strftime("%Y-%m-%d %H:%M:%S"),
-                answer=(start + timedelta(seconds=ring)).strftime("%Y-%m-%d %H:%M:%S")
-                if answered
-                else None,
-                end=end.strftime("%Y-%m-%d %H:%M:%S"),
-                duration=ring + talk,
-                billsec=talk,
-                disposition="ANSWERED" if answered else rng.choice(["NO ANSWER", "BUSY"]),
-            )
+    return [
+        synthetic_cdr(
+            rng,
+            pool,
+            i,
+            count,
+            room_ids[rng.randrange(len(room_ids))],
+            row=i + 1,
+            call_id=f"{prefix}{1704067200 + i}.{i}",
         )
-    return out
+        for i in range(count)
+    ]
 
 
 def plain_rows(runtime: Runtime, cdrs: list[CdrIn]) -> list[tuple[object, ...]]:

@@ -38,11 +38,10 @@ import re
 import statistics
 import sys
 import time
-from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, text
 
-from cdr_ingest import DIAL_INS, callers
+from cdr_ingest import callers, synthetic_cdr
 from common import backends, data_folder, make_people
 from privault.rights.export import Exporter
 from privault.rights.models import RightsRequest
@@ -93,7 +92,6 @@ class Plan:
         for n, at in enumerate(anywhere):
             self.owner[at] = SHREDS + n // OWN
         self.pool = callers(self.rng)
-        self.epoch = datetime(2024, 1, 1)
 
     def batch(self, first: int, last: int) -> list[CdrIn]:
         """CDRs number ``first`` to ``last - 1``, as cdr_ingest.make_cdrs writes them."""
@@ -103,29 +101,15 @@ class Plan:
             person = self.owner.get(i)
             if person is None:
                 person = rng.randrange(self.chosen, len(self.rooms))
-            caller, country = pool[rng.randrange(len(pool))]
-            if rng.random() < 0.1:
-                caller = "anonymous"
-            start = self.epoch + timedelta(seconds=i * 180 * 86400 // CDRS + rng.randrange(60))
-            answered = rng.random() < 0.9
-            ring = rng.randrange(1, 6)
-            talk = rng.randrange(0, 3600) if answered else 0
-            end = start + timedelta(seconds=ring + talk)
             out.append(
-                CdrIn(
+                synthetic_cdr(
+                    rng,
+                    pool,
+                    i,
+                    CDRS,
+                    self.rooms[person],
                     row=i - first + 1,
                     call_id=f"rights-{1704067200 + i}.{i}",
-                    room_id=self.rooms[person],
-                    caller=caller,
-                    dial_in=DIAL_INS[country],
-                    start=start.strftime("%Y-%m-%d %H:%M:%S"),
-                    answer=(start + timedelta(seconds=ring)).strftime("%Y-%m-%d %H:%M:%S")
-                    if answered
-                    else None,
-                    end=end.strftime("%Y-%m-%d %H:%M:%S"),
-                    duration=ring + talk,
-                    billsec=talk,
-                    disposition="ANSWERED" if answered else rng.choice(["NO ANSWER", "BUSY"]),
                 )
             )
         return out
