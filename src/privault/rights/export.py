@@ -151,7 +151,12 @@ class Exporter:
             f"SELECT {', '.join(names)} FROM {entry.table} "  # noqa: S608 - names from the model
             f"WHERE {entry.subject_column} = {marker} ORDER BY {names[0]}"
         )
-        raw = self.session.connection().exec_driver_sql(sql, (subject_id,)).all()
+        cursor = self.session.connection().connection.cursor()
+        try:
+            cursor.execute(sql, (subject_id,))
+            raw = cursor.fetchall()
+        finally:
+            cursor.close()
         fields = [field_name(n) for n in entry.exported]
         where = [at[n] for n in entry.exported]
         # Exported positions the driver does not give as they are exported: times (SQLite
