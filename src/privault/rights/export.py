@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 from html import escape
+from operator import itemgetter
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -170,8 +171,17 @@ class Exporter:
         row_ids = [
             str(r[key[0]]) if len(key) == 1 else "/".join(str(r[i]) for i in key) for r in raw
         ]
-        rows = [[r[i] for i in where] for r in raw]
+        pick = itemgetter(*where)
+        rows = [list(pick(r)) for r in raw] if len(where) > 1 else [[r[where[0]]] for r in raw]
         for pos, read in convert:
+            if read is _iso:
+                for row in rows:
+                    value = row[pos]
+                    if type(value) is str:  # SQLite: UTC as text, the common case
+                        row[pos] = value.replace(" ", "T", 1).removesuffix(".000000") + "+00:00"
+                    elif value is not None:
+                        row[pos] = _iso(value)
+                continue
             for row in rows:
                 if row[pos] is not None:
                     row[pos] = read(row[pos])
