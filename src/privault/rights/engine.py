@@ -29,16 +29,13 @@ from privault.rights.export import Exporter, ExportKind
 from privault.rights.models import ExportDownload, RightsRequest
 from privault.rights.service import RightsService, State
 from privault.vault import Field, Vault
+from privault.vault.crypto import token_digest
 
 log = logging.getLogger("privault.rights")
 
 DOWNLOAD_LIFETIME = timedelta(days=7)
 EXPORTS = {RequestKind.ACCESS: ExportKind.ACCESS, RequestKind.PORTABILITY: ExportKind.PORTABILITY}
 BY_STAFF = (RequestKind.RECTIFICATION, RequestKind.RESTRICTION, RequestKind.OBJECTION)
-
-
-def token_digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
 
 
 @dataclass

@@ -36,6 +36,7 @@ from privault.rights.errors import (
 from privault.rights.export import Exporter, ExportKind
 from privault.rights.models import ExportDownload, RightsRequest, RightsRequestEvent
 from privault.vault import Field, Vault
+from privault.vault.crypto import token_digest
 
 #: Longest free text kept with a request, a refusal or an extension.
 MAX_TEXT = 2000
@@ -358,7 +359,7 @@ class RightsService:
         ``DownloadGone`` once it was used or has expired."""
         found = self.session.scalar(
             select(ExportDownload)
-            .where(ExportDownload.token_hash == hashlib.sha256(token.encode()).digest())
+            .where(ExportDownload.token_hash == token_digest(token))
             .with_for_update()
         )
         if found is None or found.subject_id != subject_id:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -30,6 +29,7 @@ from privault.service.models import Account, EmailVerification, LoginSession
 from privault.service.passwords import Passwords, check_strength
 from privault.service.rooms import RoomService
 from privault.vault import Field, Vault
+from privault.vault.crypto import token_digest
 
 VERIFY_HOURS = 48
 #: Closing an account needs a login at most this old (a fresh login, "step-up").
@@ -38,10 +38,6 @@ STEP_UP = timedelta(minutes=15)
 
 def normalise_email(email: str) -> str:
     return email.strip().lower()
-
-
-def _digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
 
 
 @dataclass(frozen=True)
@@ -146,7 +142,7 @@ class AccountService:
         token = secrets.token_urlsafe(32)
         self.session.add(
             EmailVerification(
-                token_hash=_digest(token),
+                token_hash=token_digest(token),
                 subject_id=subject_id,
                 expires_at=self.clock.now() + timedelta(hours=VERIFY_HOURS),
             )
@@ -165,7 +161,7 @@ class AccountService:
 
     def verify_email(self, token: str) -> str:
         """Mark the address verified; returns the subject id. Raises ``VerificationInvalid``."""
-        pending = self.session.get(EmailVerification, _digest(token))
+        pending = self.session.get(EmailVerification, token_digest(token))
         if pending is None or aware(pending.expires_at) < self.clock.now():
             raise VerificationInvalid("this verification link is unknown or has expired")
         account = self.session.get(Account, pending.subject_id)
@@ -206,7 +202,7 @@ class AccountService:
         now = self.clock.now()
         self.session.add(
             LoginSession(
-                token_hash=_digest(token),
+                token_hash=token_digest(token),
                 subject_id=account.subject_id,
                 created_at=now,
                 expires_at=now + self.session_lifetime,
@@ -223,13 +219,13 @@ class AccountService:
 
     def authenticate(self, token: str) -> str:
         """The subject id of a live session token; raises ``SessionInvalid``."""
-        login = self.session.get(LoginSession, _digest(token))
+        login = self.session.get(LoginSession, token_digest(token))
         if login is None or aware(login.expires_at) <= self.clock.now():
             raise SessionInvalid("log in first: the session is missing or has expired")
         return login.subject_id
 
     def logout(self, token: str) -> None:
-        login = self.session.get(LoginSession, _digest(token))
+        login = self.session.get(LoginSession, token_digest(token))
         if login is None:
             return
         self.session.delete(login)
@@ -257,7 +253,7 @@ class AccountService:
         account.password_hash = self.passwords.hash(new)
         others = delete(LoginSession).where(LoginSession.subject_id == subject_id)
         if keep_token is not None:
-            others = others.where(LoginSession.token_hash != _digest(keep_token))
+            others = others.where(LoginSession.token_hash != token_digest(keep_token))
         self.session.execute(others)
         self.audit.record(
             self.session,
@@ -362,7 +358,7 @@ class AccountService:
         """Step-up for what cannot be undone or exposes everything (closing, exporting):
         raises ``ReauthenticationRequired`` unless the session ``token`` was opened in the
         last 15 minutes, ``SessionInvalid`` unless it is the person's."""
-        login = self.session.get(LoginSession, _digest(token))
+        login = self.session.get(LoginSession, token_digest(token))
         if login is None or login.subject_id != subject_id:
             raise SessionInvalid("log in first: the session is missing or has expired")
         if self.clock.now() - aware(login.created_at) > STEP_UP:

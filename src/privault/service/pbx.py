@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,6 +13,7 @@ from privault.clock import Clock
 from privault.db import new_id
 from privault.errors import Conflict, NotAuthenticated, NotFound
 from privault.service.models import PbxToken
+from privault.vault.crypto import token_digest
 
 PREFIX = "pbx_"
 
@@ -28,10 +28,6 @@ class PbxTokenExists(Conflict):
 
 class PbxTokenNotFound(NotFound):
     code = "pbx_token_not_found"
-
-
-def _digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
 
 
 @dataclass(frozen=True)
@@ -61,7 +57,7 @@ class PbxTokenService:
             PbxToken(
                 id=new_id(),
                 name=name,
-                token_hash=_digest(token),
+                token_hash=token_digest(token),
                 created_at=self.clock.now(),
             )
         )
@@ -70,7 +66,9 @@ class PbxTokenService:
 
     def authenticate(self, token: str) -> str:
         """The name of the PBX holding ``token``; raises ``PbxTokenInvalid``."""
-        row = self.session.scalar(select(PbxToken).where(PbxToken.token_hash == _digest(token)))
+        row = self.session.scalar(
+            select(PbxToken).where(PbxToken.token_hash == token_digest(token))
+        )
         if row is None or row.revoked_at is not None:
             raise PbxTokenInvalid("send a valid PBX service token as a bearer token")
         return row.name

@@ -4,7 +4,6 @@ role must be allowed (P4.1). Refusals and logins are in the access log."""
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from privault.staff.errors import (
 )
 from privault.staff.models import StaffMember, StaffSession
 from privault.vault import crypto
+from privault.vault.crypto import token_digest
 
 SESSION_HOURS = 8
 ISSUER = "Privault"
@@ -57,10 +57,6 @@ class NewStaff:
     password: str
     #: For the authenticator app; shown once.
     totp_uri: str
-
-
-def _digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
 
 
 class StaffService:
@@ -155,7 +151,7 @@ class StaffService:
         now = self.clock.now()
         self.session.add(
             StaffSession(
-                token_hash=_digest(token),
+                token_hash=token_digest(token),
                 staff_id=member.id,
                 created_at=now,
                 expires_at=now + timedelta(hours=SESSION_HOURS),
@@ -166,7 +162,7 @@ class StaffService:
 
     def authenticate(self, token: str) -> Staff:
         """The staff member behind a session token; raises ``StaffSessionInvalid``."""
-        row = self.session.get(StaffSession, _digest(token))
+        row = self.session.get(StaffSession, token_digest(token))
         member = self.session.get(StaffMember, row.staff_id) if row is not None else None
         if (
             row is None
@@ -180,7 +176,9 @@ class StaffService:
         return Staff(member.id, member.name, member.role)
 
     def logout(self, token: str) -> None:
-        self.session.execute(delete(StaffSession).where(StaffSession.token_hash == _digest(token)))
+        self.session.execute(
+            delete(StaffSession).where(StaffSession.token_hash == token_digest(token))
+        )
 
     def require(self, staff: Staff, purpose: str) -> None:
         """Refuse (and log) unless the member's role may use personal data for ``purpose``."""

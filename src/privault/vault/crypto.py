@@ -58,3 +58,9 @@ def open_sealed(cipher: AESGCM, blob: bytes, associated: bytes, what: str) -> by
 def keyed_digest(key: bytes, domain: str, value: str) -> bytes:
     """HMAC-SHA256 of a value within a domain, for blind indexes and token look-ups."""
     return hmac.new(key, f"{domain}\x1f{value}".encode(), hashlib.sha256).digest()
+
+
+def token_digest(token: str) -> bytes:
+    """SHA-256 of a random bearer token (session, link, service token): what is stored in
+    its place. The token's own entropy makes a key unnecessary."""
+    return hashlib.sha256(token.encode()).digest()
