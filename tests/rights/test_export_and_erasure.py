@@ -85,6 +85,8 @@ def test_p9_1_the_export_holds_every_value_of_every_table_and_erasure_removes_th
     export = client.get("/api/v1/me/export", headers=auth)
     assert export.status_code == 200, export.text
     archive = zipfile.ZipFile(io.BytesIO(export.content))
+    assert archive.testzip() is None, "every member's CRC must check"
+    assert archive.namelist()[:2] == ["data.json", "index.html"]
     names = set(archive.namelist())
     document = json.loads(archive.read("data.json"))
     assert {"data.json", "index.html"} <= names
