@@ -12,8 +12,10 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 from httpx2 import Response
+from sqlalchemy import select
 
 from privault.config import Settings
+from privault.notify.models import OutboxMessage
 from privault.runtime import Runtime
 from privault.service.errors import WeakPin
 from privault.service.models import Room
@@ -55,6 +57,24 @@ def register(runtime: Runtime, name: str, password: str | None = None) -> Person
     return Person(done.subject_id, email, password, done.room_id, login.token)
 
 
+def mails(runtime: Runtime, subject_id: str, template: str) -> list[dict[str, Any]]:
+    """The payloads (``to`` and ``context``) of the outbox's mails to a person from one
+    template, opened."""
+    with runtime.transaction() as session:
+        rows = session.scalars(
+            select(OutboxMessage).where(
+                OutboxMessage.subject_id == subject_id, OutboxMessage.template == template
+            )
+        ).all()
+        return [
+            runtime.vault.decrypt_json(
+                session, subject_id, Field("outbox", "payload_ct", r.id), r.payload_ct
+            )  # type: ignore[misc]
+            for r in rows
+            if r.payload_ct is not None
+        ]
+
+
 def api_error(response: Response, status: int, code: str | None = None) -> str:
     """Check the JSON error shape of DEVELOPERS.md (only ``error`` and ``detail``); the detail."""
     assert response.status_code == status, (response.status_code, response.text)
@@ -78,18 +98,27 @@ def give_room_id(runtime: Runtime, subject_id: str, room_id: str) -> None:
         )
 
 
-def run_cli(settings: Settings, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """`privault ARGS` as a real process on the data folder and database of ``settings``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PRIVAULT_")}
-    env |= {
+def run_cli(
+    settings: Settings,
+    cwd: Path,
+    *args: str,
+    stdin: str | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """`privault ARGS` as a real process on the data folder and database of ``settings``,
+    with ``stdin`` as its input and ``env`` added to its environment."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("PRIVAULT_")}
+    environ |= {
         "COLUMNS": "200",
         "PRIVAULT_DATA_DIR": str(settings.data_dir),
         "PRIVAULT_DATABASE_URL": settings.db_url,
+        **(env or {}),
     }
     return subprocess.run(
         [sys.executable, "-m", "privault.cli", *args],
-        env=env,
+        env=environ,
         cwd=cwd,
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=120,

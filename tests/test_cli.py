@@ -195,6 +195,24 @@ def test_a_bad_setting_fails_in_one_line_naming_it(tmp_path: Path) -> None:
     assert not (tmp_path / "var").exists()
 
 
+def test_secrets_can_be_read_from_files(tmp_path: Path) -> None:
+    secret = tmp_path / "smtp-password"
+    secret.write_text("relay-pass-word\n", encoding="utf-8")
+    settings = Settings(data_dir=tmp_path, smtp_password_file=secret)
+    assert settings.smtp_password is not None
+    assert settings.smtp_password.get_secret_value() == "relay-pass-word"
+    assert "relay-pass-word" not in repr(settings)
+    missing = run(
+        ["init"],
+        cli_env(PRIVAULT_DATA_DIR=str(tmp_path / "var"), PRIVAULT_SMTP_PASSWORD_FILE="/no/such"),
+        tmp_path,
+    )
+    assert one_line_error(missing) == (
+        "privault: setting PRIVAULT_SMTP_PASSWORD_FILE: cannot read /no/such: "
+        "No such file or directory"
+    )
+
+
 # --- init, serve --------------------------------------------------------------------------
 
 

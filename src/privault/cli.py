@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default as default_policy
 from pathlib import Path
 from typing import Annotated
 
@@ -16,12 +20,16 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 from rich.text import Text
+from sqlalchemy.exc import SQLAlchemyError
 
 from privault import demo as demo_data
 from privault.access.audit import Event
 from privault.config import Settings
 from privault.errors import PrivaultError
 from privault.logs import configure
+from privault.notify.models import OutboxMessage
+from privault.notify.outbox import STATES as MAIL_STATES
+from privault.notify.transport import MaildirTransport
 from privault.policy.loader import load_policy
 from privault.rights.service import Refusal, RequestView, State
 from privault.runtime import Runtime, open_runtime, prepare
@@ -63,6 +71,10 @@ dsr_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(dsr_app, name="dsr")
+mail_app = typer.Typer(
+    help="Mail: the outbox, and the intake of the privacy address.", no_args_is_help=True
+)
+app.add_typer(mail_app, name="mail")
 out = Console()
 
 
@@ -75,8 +87,11 @@ def settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         first = exc.errors()[0]
+        reason = str(first.get("ctx", {}).get("error", first["msg"]))
+        if not first["loc"]:  # a check across settings names its own key
+            raise Failed(f"setting PRIVAULT_{reason}") from None
         key = "PRIVAULT_" + "__".join(str(p) for p in first["loc"]).upper()
-        raise Failed(f"setting {key}: {first['msg']}") from None
+        raise Failed(f"setting {key}: {reason}") from None
 
 
 def runtime() -> Runtime:
@@ -97,15 +112,23 @@ def _serve(rt: Runtime, host: str, port: int, worker: bool) -> None:
     # Imported here: the web stack is half of the start-up time of every other command.
     import uvicorn
 
+    from privault.mail.server import IntakeServer
     from privault.web.app import create_app
     from privault.worker import Worker
 
     @asynccontextmanager
     async def lifespan(_: object) -> AsyncIterator[None]:
         sweeper = Worker(rt, rt.settings.worker_interval) if worker else None
+        intake = None
+        if rt.settings.intake_port is not None:
+            intake = IntakeServer(rt, rt.settings.intake_host, rt.settings.intake_port)
         if sweeper:
             sweeper.start()
+        if intake:
+            intake.start()
         yield
+        if intake:
+            intake.stop()
         if sweeper:
             sweeper.stop()
 
@@ -177,6 +200,10 @@ def demo(
         out.print(f"  {person.email:28} password {person.password}  room {person.room_id}")
     out.print("Staff login (POST /api/v1/staff/session with a code from the TOTP URI):")
     out.print(f"  {demo_data.staff_login()}", markup=False, soft_wrap=True)
+    intake = rt.settings.intake_port
+    where = f"smtp://{rt.settings.intake_host}:{intake}" if intake else "`privault mail ingest`"
+    address = rt.policy.meta.privacy_address
+    out.print(f"Mail to {address}: {where}; mail sent: `privault mail outbox`", markup=False)
     if not no_serve:
         _serve(rt, host, port, True)
 
@@ -625,6 +652,136 @@ def dsr_refuse(
             request_id, grounds=refusal, reason=reason or "", actor=OPERATOR
         )
     _done(view, f"refused: {refusal.value}")
+
+
+# -- mail: the outbox ---------------------------------------------------------------------
+
+
+@mail_app.command("outbox")
+def mail_outbox(
+    state: Annotated[
+        str | None, typer.Option(help=f"Only mails in this state: {', '.join(MAIL_STATES)}.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many.")] = 50,
+) -> None:
+    """The outbox, newest first: id, template, state, attempts, when created and sent, the
+    last error. Never an address or what a mail says: those are sealed."""
+    if state is not None and state not in MAIL_STATES:
+        raise Failed(f"--state must be one of {', '.join(MAIL_STATES)}")
+    rt = runtime()
+    with rt.factory() as session:
+        entries = rt.outbox.recent(session, state=state, limit=limit)
+    if not entries:
+        out.print("no mail" + (f" {state}" if state else " in the outbox"), markup=False)
+        return
+    table = Table(
+        "id", "template", "state", "attempts", "created (UTC)", "sent (UTC)", "last error"
+    )
+    table.columns[0].no_wrap = True
+    for entry in entries:
+        cells = [entry.id, entry.template, entry.state, str(entry.attempts)]
+        cells += [_when(entry.created_at), _when(entry.sent_at), entry.last_error or ""]
+        table.add_row(*(Text(cell) for cell in cells))
+    width = out.measure(table, options=out.options.update_width(10_000)).maximum
+    Console(width=max(width, out.width)).print(table)
+
+
+#: The headers `mail show` prints before the plain text, in this order.
+SHOWN_HEADERS = (
+    "Message-ID",
+    "Date",
+    "From",
+    "To",
+    "Subject",
+    "List-Unsubscribe",
+    "List-Unsubscribe-Post",
+)
+
+
+@mail_app.command("show")
+def mail_show(
+    mail_id: Annotated[str, typer.Argument(help="The mail's id, as `mail outbox` lists it.")],
+) -> None:
+    """Print the copy of a sent mail kept in the maildir (its headers and plain text); there
+    is none when mail goes to an SMTP relay, or once its person is erased."""
+    rt = runtime()
+    transport = rt.transport()
+    if not isinstance(transport, MaildirTransport):
+        raise Failed(f"mail goes to the relay {rt.settings.smtp_host}; no copy is kept here")
+    raw = transport.copy_of(mail_id)
+    if raw is None:
+        raise Failed(f"no copy of mail {mail_id!r} in the maildir")
+    with rt.transaction() as session:
+        row = session.get(OutboxMessage, mail_id)
+        rt.audit.record(
+            session,
+            "cli",
+            Event.MAIL_COPY_READ,
+            actor=OPERATOR,
+            subject_id=row.subject_id if row else None,
+            categories=["registration"],
+            detail={"mail": mail_id},
+        )
+    message = message_from_bytes(raw, _class=EmailMessage, policy=default_policy)
+    for name in SHOWN_HEADERS:
+        if name in message:
+            print(f"{name}: {message[name]}")
+    body = message.get_body(("plain",))
+    text = body.get_content() if isinstance(body, EmailMessage) else "(no plain text part)\n"
+    print()
+    print(text, end="" if text.endswith("\n") else "\n")
+
+
+# -- mail: the intake of the privacy address ----------------------------------------------
+
+
+@mail_app.command("ingest")
+def mail_ingest() -> None:
+    """Take one RFC 5322 message on stdin, as an MTA's pipe delivers it to the privacy
+    address. Prints what came of it. The MTA's own Authentication-Results header (its
+    authserv-id in PRIVAULT_TRUSTED_AUTHSERV_IDS) is believed. Exit 75 (try again) when
+    the database cannot take it, 1 for a message over the size limit."""
+    rt = runtime()
+    limit = rt.settings.intake_max_bytes
+    raw = sys.stdin.buffer.read(limit + 1)
+    if len(raw) > limit:
+        raise Failed(f"the message is over the intake's limit of {limit} bytes")
+    try:
+        with rt.transaction() as session:
+            received = rt.mail_intake(session).receive(raw, trust_auth_results=True)
+    except SQLAlchemyError as exc:
+        print(
+            f"privault: the database cannot take mail now ({type(exc).__name__})", file=sys.stderr
+        )
+        raise typer.Exit(75) from None
+    filed = f", {len(received.requests)} request(s) filed" if received.requests else ""
+    out.print(f"{received.outcome}{filed}")
+
+
+@mail_app.command("serve")
+def mail_serve(
+    host: Annotated[
+        str | None, typer.Option(help="Address to bind (PRIVAULT_INTAKE_HOST).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port to bind (PRIVAULT_INTAKE_PORT, else 2525).")
+    ] = None,
+) -> None:
+    """Run the SMTP intake of the privacy address in the foreground until Ctrl-C."""
+    from privault.mail.server import IntakeServer
+
+    rt = runtime()
+    configure(rt.settings.log_json)
+    bind = host or rt.settings.intake_host
+    server = IntakeServer(rt, bind, port or rt.settings.intake_port or 2525)
+    server.start()
+    out.print(f"intake for {rt.policy.meta.privacy_address} on {bind}:{server.controller.port}")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
 
 
 def main() -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_POLICY = Path(__file__).resolve().parents[2] / "policies" / "kallu.toml"
@@ -52,6 +53,69 @@ class Settings(BaseSettings):
     mail_from: str = Field(
         default="Kallu <no-reply@kallu.cc>", description="From address of mail the service sends."
     )
+
+    smtp_host: str | None = Field(
+        default=None,
+        description="Relay for outgoing mail; unset, mail goes to the maildir in the data folder.",
+    )
+    smtp_port: int = Field(default=587, ge=1, le=65535, description="Port of the relay.")
+    smtp_security: Literal["starttls", "tls", "none"] = Field(
+        default="starttls",
+        description="starttls (upgrade a plain connection, port 587), tls (implicit TLS, "
+        "port 465) or none (a relay on localhost only).",
+    )
+    smtp_username: str | None = Field(default=None, description="Login at the relay, if any.")
+    smtp_password: SecretStr | None = Field(default=None, description="Password at the relay.")
+    smtp_password_file: Path | None = Field(
+        default=None, description="A file holding the relay's password (instead of the value)."
+    )
+    database_url_file: Path | None = Field(
+        default=None, description="A file holding the database URL (instead of the value)."
+    )
+    smtp_timeout: float = Field(
+        default=30.0, gt=0, le=600, description="Seconds before a relay is given up on."
+    )
+    intake_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Port of the SMTP intake for the privacy address; `serve` starts it when "
+        "set, `privault mail serve` in any case.",
+    )
+    intake_host: str = Field(default="127.0.0.1", description="Address the SMTP intake binds.")
+    intake_max_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1024, description="Largest message the intake accepts."
+    )
+    intake_per_hour: int = Field(
+        default=20, ge=1, description="Messages one sender (address or host) may send per hour."
+    )
+    trusted_authserv_ids: list[str] = Field(
+        default_factory=list,
+        description="authserv-ids of our own MTA: its Authentication-Results header (topmost) "
+        "is believed when it says DMARC passed.",
+    )
+    trusted_relays: list[str] = Field(
+        default_factory=list,
+        description="Addresses of the MTA that relays into the SMTP intake; only mail from "
+        "them may carry an Authentication-Results header that is believed.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secrets_from_files(cls, data: Any) -> Any:
+        """``*_FILE`` settings: the secret read from the file (its last newline dropped)."""
+        if not isinstance(data, dict):
+            return data
+        for name in ("smtp_password", "database_url"):
+            path = data.get(f"{name}_file")
+            if path and data.get(name) is None:
+                try:
+                    data[name] = Path(path).read_text(encoding="utf-8").rstrip("\n")
+                except OSError as exc:
+                    raise ValueError(
+                        f"{name.upper()}_FILE: cannot read {path}: {exc.strerror}"
+                    ) from None
+        return data
 
     @field_validator("data_dir")
     @classmethod

@@ -26,6 +26,12 @@ class Conflict(PrivaultError):
     code = "conflict"
 
 
+class Gone(PrivaultError):
+    """What was there once is not any more: a used or expired link."""
+
+    code = "gone"
+
+
 class InvalidInput(PrivaultError):
     code = "invalid_input"
 

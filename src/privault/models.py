@@ -1,6 +1,7 @@
 """Every table, imported in one place so migrations and the data map see them all."""
 
 from privault.access.models import AccessLogEntry
+from privault.mail.models import InboundMail, RequestConfirmation
 from privault.notify.models import OutboxMessage
 from privault.policy.store import PolicyVersion
 from privault.retention.models import LegalHold, LegalHoldSubject
@@ -38,6 +39,7 @@ __all__ = [
     "DialInNumber",
     "EmailVerification",
     "ExportDownload",
+    "InboundMail",
     "LegalHold",
     "LegalHoldSubject",
     "LoginSession",
@@ -52,6 +54,7 @@ __all__ = [
     "Post",
     "ProfileField",
     "Purchase",
+    "RequestConfirmation",
     "RetainedRecord",
     "RightsRequest",
     "RightsRequestEvent",

@@ -16,8 +16,10 @@ from privault.clock import Clock, SystemClock
 from privault.config import Settings
 from privault.db import make_engine, make_sessionmaker, migrate
 from privault.errors import PrivaultError
+from privault.mail.auth import DNS, Resolver
+from privault.mail.intake import MailIntake
 from privault.notify.outbox import Mailer, Outbox
-from privault.notify.transport import MaildirTransport
+from privault.notify.transport import MaildirTransport, SmtpTransport
 from privault.policy.model import Policy
 from privault.policy.store import PolicyStore
 from privault.retention.holds import HoldService
@@ -128,6 +130,23 @@ class Runtime:
 
         return RightsService(session, self.vault, self.policy, self.clock, self.outbox, address_of)
 
+    def mail_intake(self, session: Session, resolver: Resolver = DNS) -> MailIntake:
+        """The intake of the privacy address; ``resolver`` answers DKIM key look-ups."""
+        return MailIntake(
+            session,
+            self.vault,
+            self.policy,
+            self.clock,
+            self.outbox,
+            self.rights(session),
+            self.accounts(session, source="mail"),
+            self.rooms(session),
+            self.messages(session),
+            base_url=self.settings.base_url,
+            trusted_authserv_ids=self.settings.trusted_authserv_ids,
+            resolver=resolver,
+        )
+
     def holds(self, session: Session) -> HoldService:
         return HoldService(session, self.policy, self.clock, self.audit)
 
@@ -168,8 +187,20 @@ class Runtime:
         if isinstance(bind, Engine):
             bind.dispose()
 
-    def transport(self) -> MaildirTransport:
-        return MaildirTransport(self.settings.maildir)
+    def transport(self) -> MaildirTransport | SmtpTransport:
+        """The relay at PRIVAULT_SMTP_HOST when set, else the maildir in the data folder."""
+        settings = self.settings
+        if not settings.smtp_host:
+            return MaildirTransport(settings.maildir)
+        password = settings.smtp_password
+        return SmtpTransport(
+            settings.smtp_host,
+            settings.smtp_port,
+            settings.smtp_security,
+            settings.smtp_username,
+            password.get_secret_value() if password is not None else None,
+            settings.smtp_timeout,
+        )
 
     def mailer(self) -> Mailer:
         return Mailer(

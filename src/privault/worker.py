@@ -22,7 +22,10 @@ class Worker:
         self._thread = threading.Thread(target=self.run, name="privault-worker", daemon=True)
 
     def sweep_once(self) -> int:
-        """One pass: requests carried forward (their mail queued), then mail sent."""
+        """One pass: requests by mail whose confirmation link expired refused, requests
+        carried forward (their mail queued), then mail sent."""
+        with self.runtime.transaction() as session:
+            self.runtime.mail_intake(session).expire_unconfirmed()
         self.runtime.rights_engine().run_once()
         return self.runtime.mailer().deliver_pending()
 

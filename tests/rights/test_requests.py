@@ -9,10 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from factories import api_error, register
+from factories import api_error, mails, register
 from privault.access.models import AccessLogEntry
 from privault.clock import FrozenClock
-from privault.notify.models import OutboxMessage
 from privault.rights.errors import (
     ExtensionRefused,
     ReasonRequired,
@@ -21,7 +20,6 @@ from privault.rights.errors import (
 )
 from privault.rights.service import Channel, Refusal, RightsService
 from privault.runtime import Runtime
-from privault.vault import Field
 
 REQUESTS = "/api/v1/me/requests"
 
@@ -29,21 +27,6 @@ REQUESTS = "/api/v1/me/requests"
 def rights(runtime: Runtime) -> Iterator[RightsService]:
     with runtime.transaction() as session:
         yield runtime.rights(session)
-
-
-def mails(runtime: Runtime, subject_id: str, template: str) -> list[dict[str, object]]:
-    with runtime.transaction() as session:
-        rows = session.scalars(
-            select(OutboxMessage).where(
-                OutboxMessage.subject_id == subject_id, OutboxMessage.template == template
-            )
-        ).all()
-        return [
-            runtime.vault.decrypt_json(
-                session, subject_id, Field("outbox", "payload_ct", r.id), r.payload_ct
-            )  # type: ignore[misc]
-            for r in rows
-        ]
 
 
 def test_p9_4_a_logged_in_request_is_due_in_30_days(client_at: TestClient, at: Runtime) -> None:

@@ -57,6 +57,7 @@ class Event(StrEnum):
     POST_UPDATED = "post:updated"
     POST_DELETED = "post:deleted"
     MESSAGE_RECEIVED = "message:received"
+    MAIL_COPY_READ = "mail:copy_read"
     KEYS_ROTATED = "keys:rotated"
     HOLD_PLACED = "hold:placed"
     HOLD_RELEASED = "hold:released"

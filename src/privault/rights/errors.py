@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from privault.errors import Conflict, InvalidInput, NotFound
+from privault.errors import Conflict, Gone, InvalidInput, NotFound
 
 
 class RequestNotFound(NotFound):
@@ -31,7 +31,7 @@ class DownloadNotFound(NotFound):
     code = "download_not_found"
 
 
-class DownloadGone(Conflict):
+class DownloadGone(Gone):
     """The link was used already or has expired."""
 
     code = "download_gone"

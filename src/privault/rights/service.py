@@ -163,6 +163,7 @@ class RightsService:
         actor: str,
         verified: bool,
         details: str | None = None,
+        how: str = "identity established by the logged-in session",
     ) -> RightsRequest:
         """Record a request. One made by an authenticated person is verified at once, and
         its due date runs from receipt; otherwise it runs from the confirmation of identity.
@@ -193,9 +194,7 @@ class RightsService:
         self.session.add(request)
         self._event(request, State.RECEIVED, actor, f"{kind.value} request by {channel}")
         if verified:
-            self._event(
-                request, State.VERIFIED, actor, "identity established by the logged-in session"
-            )
+            self._event(request, State.VERIFIED, actor, how)
         self.session.flush()
         return request
 
@@ -414,6 +413,10 @@ class RightsService:
             .order_by(RightsRequestEvent.id)
         )
         return [HistoryEntry(aware(r.at), r.actor, r.state, r.note) for r in rows]
+
+    def subject_of(self, request_id: str) -> str | None:
+        """Whose request it is; ``None`` once they are erased."""
+        return self._get(request_id).subject_id
 
     def details(self, request_id: str) -> str | None:
         """What the person wrote, opened; ``None`` when nothing or once they are erased."""

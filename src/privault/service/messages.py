@@ -22,7 +22,7 @@ from privault.access.audit import AuditLog, Event
 from privault.clock import Clock, aware
 from privault.db import new_id
 from privault.errors import InvalidInput
-from privault.service.cards import refuse_card_numbers
+from privault.service.cards import redact, refuse_card_numbers
 from privault.service.emails import check_email
 from privault.service.errors import MessageNotFound
 from privault.service.models import Message
@@ -35,6 +35,7 @@ MAX_BODY = 10_000
 class Channel(StrEnum):
     API = "api"
     WEB = "web"
+    MAIL = "mail"
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,24 @@ class MessageService:
         clean = _clean(draft)
         subject_id = self.vault.create_subject(self.session)
         return self._store(subject_id, clean, Channel.WEB, ip, address)
+
+    def receive_mail(self, subject_id: str | None, sender: str, subject: str, body: str) -> str:
+        """Store a mail sent to the privacy address as its sender's message; returns the
+        subject id it is kept under. The sender is ``subject_id`` (an account whose
+        registered address sent it) or, when ``None``, becomes a data subject of their
+        own with the address in the sealed metadata. Mail is taken as it comes: card
+        numbers are struck out, an over-long text is cut, no subject or text is said so."""
+        title = " ".join(redact(subject).split())[:MAX_SUBJECT] or "(no subject)"
+        text = redact(body).strip()
+        if len(text) > MAX_BODY:
+            text = text[: MAX_BODY - 40].rstrip() + "\n[the rest of the message was cut]"
+        draft = Draft(title, text or "(the message had no text we could read)")
+        if subject_id is None:
+            subject_id = self.vault.create_subject(self.session)
+            self._store(subject_id, draft, Channel.MAIL, None, sender)
+        else:
+            self._store(subject_id, draft, Channel.MAIL, None, None)
+        return subject_id
 
     def _store(
         self, subject_id: str, draft: Draft, channel: Channel, ip: str | None, email: str | None

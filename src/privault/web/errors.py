@@ -15,18 +15,18 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from privault.errors import (
     Conflict,
     Forbidden,
+    Gone,
     InvalidInput,
     NotAuthenticated,
     NotFound,
     PrivaultError,
 )
-from privault.rights.errors import DownloadGone
 from privault.vault import VaultError
 
 log = logging.getLogger("privault.web")
 
 STATUS: list[tuple[type[PrivaultError], int]] = [
-    (DownloadGone, 410),
+    (Gone, 410),
     (NotAuthenticated, 401),
     (Forbidden, 403),
     (NotFound, 404),

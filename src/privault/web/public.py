@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from privault.errors import InvalidInput
+from privault.mail.errors import ConfirmationGone, ConfirmationNotFound
 from privault.service.cards import redact
 from privault.service.errors import CardNumberRefused, PersonNotFound
 from privault.service.messages import Channel, Draft
@@ -108,3 +109,41 @@ def send_contact(
 @router.get("/contact/sent", response_class=HTMLResponse)
 def contact_sent(request: Request) -> Response:
     return templates.TemplateResponse(request, "contact_sent.html", {})
+
+
+# -- confirming a request made by mail (P9.3) ------------------------------------------------
+
+
+@router.get("/requests/confirm/{token}", response_class=HTMLResponse)
+def confirm_form(token: str, request: Request) -> Response:
+    """The page behind a confirmation link: a button, so that a mail scanner that opens
+    every link confirms nothing."""
+    return templates.TemplateResponse(
+        request, "confirm_request.html", {"token": token, "done": None}, headers=NO_STORE
+    )
+
+
+@router.post(
+    "/requests/confirm/{token}",
+    response_class=HTMLResponse,
+    dependencies=[Depends(require_same_origin)],
+)
+def confirm(token: str, request: Request, runtime: RuntimeDep, db: DB) -> Response:
+    try:
+        verified = runtime.mail_intake(db).confirm(token)
+    except (ConfirmationNotFound, ConfirmationGone) as exc:
+        status = 404 if isinstance(exc, ConfirmationNotFound) else 410
+        return templates.TemplateResponse(
+            request,
+            "confirm_request.html",
+            {"token": token, "done": False, "error": exc.detail},
+            status_code=status,
+            headers=NO_STORE,
+        )
+    due = min((v.deadline for v in verified if v.deadline), default=None)
+    return templates.TemplateResponse(
+        request,
+        "confirm_request.html",
+        {"token": token, "done": True, "due": due, "count": len(verified)},
+        headers=NO_STORE,
+    )

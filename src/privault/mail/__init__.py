@@ -1,0 +1,1 @@
+"""Mail to the privacy address: the SMTP intake, reading requests, verifying senders."""
