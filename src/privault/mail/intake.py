@@ -44,6 +44,7 @@ from privault.notify.outbox import Outbox
 from privault.policy.model import Policy
 from privault.rights.service import Channel, Refusal, RequestView, RightsService, State
 from privault.service.accounts import AccountService
+from privault.service.errors import AccountNotFound
 from privault.service.messages import MessageService
 from privault.service.rooms import RoomService
 from privault.vault import Vault
@@ -163,8 +164,9 @@ class MailIntake:
         if owner is not None and owner == known and shown is not Proof.NONE:
             return self._file_verified(owner, mail, reading, shown)
         filed: tuple[str, ...] = ()
-        if owner is not None:
-            filed = self._file_unconfirmed(owner, mail, reading)
+        address = self._address_of(owner) if owner is not None else None
+        if owner is not None and address is not None:
+            filed = self._file_unconfirmed(owner, address, mail, reading)
         self._reply(
             sender,
             mail.sender,
@@ -193,7 +195,15 @@ class MailIntake:
         self._acknowledge(owner, [r.id for r in filed])
         return Received(Outcome.FILED, tuple(r.id for r in filed), shown)
 
-    def _file_unconfirmed(self, owner: str, mail: Mail, reading: Reading) -> tuple[str, ...]:
+    def _address_of(self, subject_id: str) -> str | None:
+        try:
+            return self.accounts.email_of(subject_id)
+        except AccountNotFound:  # a room whose account is being erased
+            return None
+
+    def _file_unconfirmed(
+        self, owner: str, address: str, mail: Mail, reading: Reading
+    ) -> tuple[str, ...]:
         filed = [
             self.rights.file(
                 owner,
@@ -222,7 +232,6 @@ class MailIntake:
                 note="the sender is not proved to be the account holder: a confirmation "
                 "link was sent to the registered address",
             )
-        address = self.accounts.email_of(owner)
         self.outbox.enqueue(
             self.session,
             owner,

@@ -14,12 +14,12 @@ import json
 import struct
 import zipfile
 import zlib
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 from html import escape
-from operator import itemgetter
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -183,11 +183,11 @@ def _iso(value: Any) -> str:
     return str(_plain(value))
 
 
-def _iso_texts(values: list[str | None]) -> list[str | None]:
+def _iso_texts(values: Sequence[str | None]) -> list[str | None]:
     """SQLite's UTC times (``2024-05-01 09:30:00.000000``) as ``_iso`` writes them, in a
     few passes over the joined column rather than three string calls per value."""
     if not values:
-        return values
+        return []
     joined = "\0".join(v or "" for v in values) + "\0"
     joined = joined.replace(" ", "T").replace(".000000\0", "\0").replace("\0", "+00:00\0")
     out: list[str | None] = list(joined.split("\0")[:-1])
@@ -228,17 +228,16 @@ class Exporter:
 
     def table_rows(
         self, entry: PersonalTable, subject_id: str
-    ) -> tuple[list[str], list[str], list[list[Any]]]:
+    ) -> tuple[list[str], list[str], list[tuple[Any, ...]]]:
         """The person's rows of one data-map table: the exported field names, each row's
         id (as sealing names it), and the rows' values in field order, sealed ones opened.
 
-        One plain indexed query through the driver, and lists rather than a mapping per
-        row: an export of thousands of call records should cost little more than reading
-        and opening them."""
+        One plain indexed query through the driver, then the work done column by column
+        (a transpose is one call): an export of thousands of call records should cost
+        little more than reading and opening them."""
         table: Table = Base.metadata.tables[entry.table]
         names = list(dict.fromkeys([*entry.key, *entry.exported]))
         at = {name: i for i, name in enumerate(names)}
-        key = [at[name] for name in entry.key]
         marker = "?" if self.session.get_bind().dialect.paramstyle == "qmark" else "%s"
         sql = (
             f"SELECT {', '.join(names)} FROM {entry.table} "  # noqa: S608 - names from the model
@@ -251,41 +250,51 @@ class Exporter:
         finally:
             cursor.close()
         fields = [field_name(n) for n in entry.exported]
-        where = [at[n] for n in entry.exported]
-        # Exported positions the driver does not give as they are exported: times (SQLite
-        # keeps text), other non-text, non-number types, and sealed values (opened below).
-        convert = [
-            (pos, _iso if isinstance(table.c[n].type, DateTime) else _plain)
-            for pos, n in enumerate(entry.exported)
-            if n not in entry.encrypted and not isinstance(table.c[n].type, String | Integer)
+        if not raw:
+            return fields, [], []
+        read: list[Sequence[Any]] = list(zip(*raw, strict=True))
+        keys = [read[at[name]] for name in entry.key]
+        row_ids = (
+            [v if type(v) is str else str(v) for v in keys[0]]
+            if len(keys) == 1
+            else ["/".join(map(str, parts)) for parts in zip(*keys, strict=True)]
+        )
+        columns: list[Sequence[Any]] = []
+        for name in entry.exported:
+            values = read[at[name]]
+            kind = table.c[name].type
+            if name in entry.encrypted:
+                values = self._open(entry, subject_id, name, row_ids, values)
+            elif isinstance(kind, DateTime):
+                if all(type(v) is str or v is None for v in values):
+                    values = _iso_texts(values)  # SQLite, the common case: all at once
+                else:
+                    values = [v if v is None else _iso(v) for v in values]
+            elif not isinstance(kind, String | Integer):
+                values = [v if v is None else _plain(v) for v in values]
+            columns.append(values)
+        return fields, row_ids, list(zip(*columns, strict=True))
+
+    def _open(
+        self,
+        entry: PersonalTable,
+        subject_id: str,
+        column: str,
+        row_ids: list[str],
+        sealed: Sequence[bytes | None],
+    ) -> list[Any]:
+        """A column of sealed values, opened (JSON ones parsed); ``None`` stays ``None``."""
+        places = [
+            (Field(entry.table, column, row_id), blob)
+            for row_id, blob in zip(row_ids, sealed, strict=True)
+            if blob is not None
         ]
-        sealed = [(pos, n) for pos, n in enumerate(entry.exported) if n in entry.encrypted]
-        row_ids = [
-            str(r[key[0]]) if len(key) == 1 else "/".join(str(r[i]) for i in key) for r in raw
-        ]
-        pick = itemgetter(*where)
-        rows = [list(pick(r)) for r in raw] if len(where) > 1 else [[r[where[0]]] for r in raw]
-        for pos, read in convert:
-            values = [row[pos] for row in rows]
-            if read is _iso and all(type(v) is str or v is None for v in values):
-                values = _iso_texts(values)  # SQLite, the common case: all at once
-            else:
-                values = [v if v is None else read(v) for v in values]
-            for row, value in zip(rows, values, strict=True):
-                row[pos] = value
-        for pos, column in sealed:
-            places = [
-                (number, Field(entry.table, column, row_ids[number]), row[pos])
-                for number, row in enumerate(rows)
-                if row[pos] is not None
-            ]
-            opened = self.vault.decrypt_many(
-                self.session, subject_id, [(place, blob) for _, place, blob in places]
-            )
-            as_json = column in entry.json
-            for (number, _, _), text in zip(places, opened, strict=True):
-                rows[number][pos] = json.loads(text) if as_json else text
-        return fields, row_ids, rows
+        opened = iter(self.vault.decrypt_many(self.session, subject_id, places))
+        if column in entry.json:
+            return [None if blob is None else json.loads(next(opened)) for blob in sealed]
+        if len(places) == len(sealed):
+            return list(opened)
+        return [None if blob is None else next(opened) for blob in sealed]
 
     def build(self, subject_id: str, kind: ExportKind = ExportKind.ACCESS) -> Export:
         """The person's export. Portability keeps the categories whose source the policy
