@@ -42,6 +42,7 @@ from privault.mail.models import InboundMail, RequestConfirmation
 from privault.mail.reading import Mail, Reading, is_request_subject, parse, read_request
 from privault.notify.outbox import Outbox
 from privault.policy.model import Policy
+from privault.rights.models import RightsRequest
 from privault.rights.service import Channel, Refusal, RequestView, RightsService, State
 from privault.service.accounts import AccountService
 from privault.service.errors import AccountNotFound
@@ -175,23 +176,28 @@ class MailIntake:
         )
         return Received(Outcome.UNCONFIRMED, filed, shown)
 
-    def _details(self, mail: Mail, reading: Reading) -> str:
-        return f"By mail, signed {reading.name}. {mail.text}"[:1900]
-
-    def _file_verified(self, owner: str, mail: Mail, reading: Reading, shown: Proof) -> Received:
-        how = f"mail from the registered address, its domain proved by {shown.value.upper()}"
-        filed = [
+    def _file(
+        self, owner: str, mail: Mail, reading: Reading, *, how: str | None
+    ) -> list[RightsRequest]:
+        """One request per kind asked, verified when ``how`` says how the sender was
+        proved; what the person wrote is kept with each, sealed."""
+        details = f"By mail, signed {reading.name}. {mail.text}"[:1900]
+        return [
             self.rights.file(
                 owner,
                 kind,
                 Channel.MAIL,
                 actor=ACTOR,
-                verified=True,
-                details=self._details(mail, reading),
-                how=how,
+                verified=how is not None,
+                details=details,
+                how=how or "",
             )
             for kind in reading.kinds
         ]
+
+    def _file_verified(self, owner: str, mail: Mail, reading: Reading, shown: Proof) -> Received:
+        how = f"mail from the registered address, its domain proved by {shown.value.upper()}"
+        filed = self._file(owner, mail, reading, how=how)
         self._acknowledge(owner, [r.id for r in filed])
         return Received(Outcome.FILED, tuple(r.id for r in filed), shown)
 
@@ -204,17 +210,7 @@ class MailIntake:
     def _file_unconfirmed(
         self, owner: str, address: str, mail: Mail, reading: Reading
     ) -> tuple[str, ...]:
-        filed = [
-            self.rights.file(
-                owner,
-                kind,
-                Channel.MAIL,
-                actor=ACTOR,
-                verified=False,
-                details=self._details(mail, reading),
-            )
-            for kind in reading.kinds
-        ]
+        filed = self._file(owner, mail, reading, how=None)
         token = secrets.token_urlsafe(32)
         expires = self.clock.now() + timedelta(days=CONFIRM_DAYS)
         for request in filed:
