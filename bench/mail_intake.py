@@ -165,7 +165,7 @@ def run(backend: str) -> None:
         rate, filed = smtp_rate(runtime, raws, dns)
         print(
             f"mail_intake[{backend}] SMTP on loopback: {rate:,.0f} messages/s "
-            f"({filed:,} requests filed verified), email parser {raw:,.0f}/s, "
+            f"({filed:,} of them filed as verified requests), email parser {raw:,.0f}/s, "
             f"ratio {rate / raw:.3f}"
         )
         runtime.close()
