@@ -177,9 +177,11 @@ class Filled:
 
 
 def fill_person(client: TestClient, pbx: dict[str, str], *, locked: bool = False) -> Filled:
-    """Register, log in, fill the profile (P2.4), buy (P2.8), choose a username and post
-    (P2.9), write to support (P2.10), set a PIN (P7.5), keep a number list (P2.6), fail
-    PIN checks (locking the room when ``locked``) and get two CDRs from the PBX (P2.7)."""
+    """Register, log in, make a cookie choice (P1.2) and visit a page with analytics
+    (P2.1, P2.2), fill the profile (P2.4), buy (P2.8),
+    choose a username and post (P2.9), write to support (P2.10), set a PIN (P7.5), keep a
+    number list (P2.6), fail PIN checks (locking the room when ``locked``) and get two CDRs
+    from the PBX (P2.7)."""
     email, name, password = f"{marker('em')}@example.com", marker("nm"), marker("pw")
     made = client.post(
         "/api/v1/accounts", json={"email": email, "password": password, "display_name": name}
@@ -188,6 +190,14 @@ def fill_person(client: TestClient, pbx: dict[str, str], *, locked: bool = False
     subject_id, room_id = made.json()["subject_id"], made.json()["room_id"]
     login = client.post("/api/v1/session", json={"email": email, "password": password})
     auth = {"Authorization": f"Bearer {login.json()['token']}"}
+    cookie_choice = {"strictly_necessary": True, "analytics": True, "advertising": False}
+    chosen = client.put("/api/v1/consent", json={"choices": cookie_choice}, headers=auth)
+    assert chosen.status_code == 200, chosen.text
+    page_view = {"visit": secrets.token_urlsafe(16), "page": "/", "referrer": "https://a.example/"}
+    seen = client.post("/api/v1/analytics/events", json=page_view, headers=auth)
+    assert seen.status_code == 204, seen.text
+    # The shared client must not carry this person's consent cookie to the next person.
+    client.cookies.delete("privault_consent")
     fields = {k: marker(k[:2]) for k in ("gender", "education", "employment")}
     interest = marker("in")
     patch: dict[str, Any] = {k: {"value": v, "visibility": "members"} for k, v in fields.items()}
@@ -239,9 +249,34 @@ def fill_person(client: TestClient, pbx: dict[str, str], *, locked: bool = False
     assert ingested.status_code == 200 and ingested.json()["accepted"] == 2, ingested.text
     kept = [email, name, room_id, interest, *fields.values(), billing_name, address, token]
     kept += [billing_email, username, post, subject, message, list_name, label, *numbers, *callers]
+    kept.append(subscribe_everywhere(client, subject_id, email, auth))
     return Filled(
         subject_id, room_id, auth, kept, [password, pin, wrong, checker], made_list.json()["id"]
     )
+
+
+def subscribe_everywhere(
+    client: TestClient, subject_id: str, email: str, auth: dict[str, str]
+) -> str:
+    """The newsletter by double opt-in (P2.5), email marketing and third-party sharing
+    agreed, letters refused (P3.8, P3.16), and one marketing mail sent (P0.2): a subscriber,
+    channel consents and a marketing send. Returns the name given for the newsletter."""
+    runtime: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    name = marker("sn")
+    asked = client.post("/api/v1/newsletter", json={"email": email, "name": name})
+    assert asked.status_code == 202, asked.text
+    [confirm] = mails(runtime, subject_id, "newsletter_confirm")
+    link = confirm["context"]["link"].removeprefix(runtime.settings.base_url)
+    assert client.post(link).status_code == 200
+    wanted = {"marketing_email": True, "marketing_post": False, "third_party": True}
+    chosen = client.put("/api/v1/me/consents", json={"channels": wanted}, headers=auth)
+    assert chosen.status_code == 200, chosen.text
+    words = {"title": "Spring news", "body": "Rooms for more people."}
+    with runtime.transaction() as session:
+        marketing = runtime.marketing(session)
+        campaign = marketing.campaign("marketing", "email", context=words)
+        assert marketing.send(campaign, [subject_id]).queued == 1
+    return name
 
 
 def write_as_visitor(client: TestClient) -> list[str]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import os
 import sys
 import threading
 from collections.abc import AsyncIterator
@@ -15,6 +18,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from jinja2 import TemplateError
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import Progress
@@ -25,6 +29,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from privault import demo as demo_data
 from privault.access.audit import Event
 from privault.config import Settings
+from privault.consent.geo import CsvCountries, GeoIpFileInvalid
+from privault.consent.marketing import Letter
 from privault.errors import PrivaultError
 from privault.logs import configure
 from privault.notify.models import OutboxMessage
@@ -133,6 +139,11 @@ def _serve(rt: Runtime, host: str, port: int, worker: bool) -> None:
             sweeper.stop()
 
     configure(rt.settings.log_json)
+    if isinstance(rt.countries, CsvCountries):
+        try:  # a broken file is found at start, not at the first page view
+            rt.countries.load()
+        except GeoIpFileInvalid as exc:
+            raise Failed(f"setting PRIVAULT_GEOIP_CSV: {exc}") from None
     web = create_app(rt)
     web.router.lifespan_context = lifespan
     out.print(f"Privault serving on http://{host}:{port}  (data: {rt.settings.data_dir})")
@@ -782,6 +793,123 @@ def mail_serve(
         pass
     finally:
         server.stop()
+
+
+# -- marketing ------------------------------------------------------------------------------
+
+marketing_app = typer.Typer(
+    help="Marketing sends: only with a live consent, within the monthly cap (P0.2, P3.8).",
+    no_args_is_help=True,
+)
+app.add_typer(marketing_app, name="marketing")
+LETTER_COLUMNS = ("name", "address", "unsubscribe_url")
+
+
+def _letters_file(path: Path) -> tuple[io.TextIOWrapper, csv.DictWriter[str]]:
+    """The print shop's CSV, appended to (a resumed send adds the rest); readable by the
+    owner only, since it holds names and addresses."""
+    try:
+        handle = os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "a")
+    except OSError as exc:
+        raise Failed(f"cannot write {path}: {exc.strerror}") from None
+    writer = csv.DictWriter(handle, LETTER_COLUMNS)
+    if handle.tell() == 0:
+        writer.writeheader()
+    return handle, writer
+
+
+@marketing_app.command("send")
+def marketing_send(
+    template: Annotated[
+        str,
+        typer.Argument(
+            help="The mail template (marketing; newsletter for --segment newsletter), "
+            "or for --channel post a name for the letter."
+        ),
+    ],
+    channel: Annotated[str, typer.Option(help="email or post.")] = "email",
+    segment: Annotated[
+        str, typer.Option(help="all (marketing consent) or newsletter (subscribers, by email).")
+    ] = "all",
+    title: Annotated[str | None, typer.Option(help="The mail's heading.")] = None,
+    body_file: Annotated[
+        Path | None, typer.Option(help="A UTF-8 text file holding the mail's words.")
+    ] = None,
+    campaign: Annotated[
+        str | None,
+        typer.Option(
+            help="Names the send; run again with the same name (or the same words) to finish "
+            "a send cut short. By default a digest of the template and the words."
+        ),
+    ] = None,
+    out_file: Annotated[
+        Path | None,
+        typer.Option("--out", help="For --channel post: the print shop's CSV (appended to)."),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=500, help="People per transaction.")] = 200,
+) -> None:
+    """Queue a marketing mail (or write letters' addresses) for everyone with a live consent
+    for the channel who is under the monthly cap; each person gets a campaign once."""
+    context: dict[str, str] = {}
+    if title is not None:
+        context["title"] = title
+    if body_file is not None:
+        try:
+            context["body"] = body_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise Failed(f"cannot read {body_file}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise Failed(f"cannot read {body_file}: it is not UTF-8 text") from None
+    if channel == "post" and out_file is None:
+        raise Failed("--channel post writes the letters' addresses to a CSV file: give --out")
+    if channel != "post" and out_file is not None:
+        raise Failed("--out is for --channel post: mail goes to the outbox")
+    rt = runtime()
+    with rt.transaction() as session:
+        service = rt.marketing(session)
+        plan = service.campaign(template, channel, segment, key=campaign, context=context)
+        audience = service.audience(plan)
+    if plan.channel == "email":
+        preview = plan.context | {"unsubscribe_url": f"{rt.settings.base_url}/unsubscribe/x"}
+        try:
+            rt.mailer().render("preview", plan.template, "preview@example.invalid", preview)
+        except TemplateError as exc:
+            raise Failed(f"the template {plan.template!r} cannot be filled: {exc}") from None
+    letters = _letters_file(out_file) if plan.channel == "post" and out_file else None
+    counts = audience.counts
+    ids = audience.subject_ids
+    try:
+        with Progress(console=out, transient=True, disable=not out.is_terminal) as progress:
+            task = progress.add_task(f"sending {plan.stored}", total=len(ids))
+            for start in range(0, len(ids), batch_size):
+                batch = ids[start : start + batch_size]
+                with rt.transaction() as session:
+                    service = rt.marketing(session)
+                    lines: list[Letter] = []
+                    if letters is None:
+                        counts.add(service.send(plan, batch))
+                    else:
+                        lines, done = service.letters(plan, batch)
+                        counts.add(done)
+                # Written once the sends are on record: a crash here loses letters, but a
+                # resumed send never prints one twice.
+                if letters is not None:
+                    letters[1].writerows(vars(line) for line in lines)
+                    letters[0].flush()
+                    os.fsync(letters[0].fileno())
+                progress.advance(task, len(batch))
+    finally:
+        if letters is not None:
+            letters[0].close()
+    what = "letter(s) written" if letters is not None else "mail(s) queued"
+    out.print(
+        f"campaign {plan.stored}: {counts.queued} {what}; skipped: {counts.capped} at the "
+        f"monthly cap, {counts.no_consent} without consent, {counts.already_sent} already sent, "
+        f"{counts.no_address} without an address",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 def main() -> None:

@@ -94,6 +94,12 @@ class Settings(BaseSettings):
         description="authserv-ids of our own MTA: its Authentication-Results header (topmost) "
         "is believed when it says DMARC passed.",
     )
+    geoip_csv: Path | None = Field(
+        default=None,
+        description="IP-ranges CSV (start_ip,end_ip,country_code, as the free DB-IP or "
+        "IP2Location LITE country files) first-party analytics derives a visit's country "
+        "from; unset, the country is unknown. Never looked up over the network.",
+    )
     trusted_relays: list[str] = Field(
         default_factory=list,
         description="Addresses of the MTA that relays into the SMTP intake; only mail from "
@@ -116,6 +122,13 @@ class Settings(BaseSettings):
                         f"{name.upper()}_FILE: cannot read {path}: {exc.strerror}"
                     ) from None
         return data
+
+    @field_validator("geoip_csv")
+    @classmethod
+    def _readable_file(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.expanduser().is_file():
+            raise ValueError(f"GEOIP_CSV: {value} is not a file")
+        return None if value is None else value.expanduser().resolve()
 
     @field_validator("data_dir")
     @classmethod

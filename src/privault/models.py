@@ -1,6 +1,15 @@
 """Every table, imported in one place so migrations and the data map see them all."""
 
 from privault.access.models import AccessLogEntry
+from privault.consent.models import (
+    ChannelConsent,
+    CookieConsent,
+    MarketingSend,
+    OptInLink,
+    PageView,
+    Subscriber,
+    Visit,
+)
 from privault.mail.models import InboundMail, RequestConfirmation
 from privault.notify.models import OutboxMessage
 from privault.policy.store import PolicyVersion
@@ -36,6 +45,8 @@ __all__ = [
     "AccessLogEntry",
     "Account",
     "CallRecord",
+    "ChannelConsent",
+    "CookieConsent",
     "DialInNumber",
     "EmailVerification",
     "ExportDownload",
@@ -43,10 +54,13 @@ __all__ = [
     "LegalHold",
     "LegalHoldSubject",
     "LoginSession",
+    "MarketingSend",
     "Message",
     "NumberList",
     "NumberListEntry",
+    "OptInLink",
     "OutboxMessage",
+    "PageView",
     "PbxToken",
     "PinFailure",
     "PinLockout",
@@ -63,5 +77,7 @@ __all__ = [
     "StaffSession",
     "Subject",
     "SubjectKey",
+    "Subscriber",
     "Username",
+    "Visit",
 ]

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
 
 from sqlalchemy import Engine, func, inspect, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -14,6 +15,13 @@ from privault.access.audit import AuditLog, Event
 from privault.access.models import AccessLogEntry
 from privault.clock import Clock, SystemClock
 from privault.config import Settings
+from privault.consent.analytics import Analytics
+from privault.consent.channels import ChannelConsents
+from privault.consent.cookies import CookieConsents, CookieVersions
+from privault.consent.geo import CountryResolver, CsvCountries, NoCountries
+from privault.consent.marketing import MarketingService
+from privault.consent.newsletter import Newsletter
+from privault.consent.unsubscribe import UnsubscribeLinks, Unsubscriber
 from privault.db import make_engine, make_sessionmaker, migrate
 from privault.errors import PrivaultError
 from privault.mail.auth import DNS, Resolver
@@ -83,6 +91,57 @@ class Runtime:
     def profiles(self, session: Session) -> ProfileService:
         return ProfileService(
             session, self.vault, self.audit, self.clock, self.policy.categories["profile"].fields
+        )
+
+    @cached_property
+    def cookie_versions(self) -> CookieVersions:
+        """The banner text, cookie list and policy versions a cookie choice is given under."""
+        return CookieVersions.of(self.policy, self.policy_version)
+
+    def cookie_consents(self, session: Session) -> CookieConsents:
+        return CookieConsents(session, self.policy, self.cookie_versions, self.clock)
+
+    @cached_property
+    def countries(self) -> CountryResolver:
+        """The country of an address, from PRIVAULT_GEOIP_CSV (read once); else unknown."""
+        path = self.settings.geoip_csv
+        return NoCountries() if path is None else CsvCountries(path)
+
+    def analytics(self, session: Session) -> Analytics:
+        return Analytics(session, self.cookie_consents(session), self.countries, self.clock)
+
+    def channel_consents(self, session: Session, source: str = "api") -> ChannelConsents:
+        return ChannelConsents(
+            session, self.policy, self.policy_version, self.clock, self.audit, source=source
+        )
+
+    def newsletter(self, session: Session, source: str = "api") -> Newsletter:
+        return Newsletter(
+            session,
+            self.vault,
+            self.outbox,
+            self.clock,
+            self.channel_consents(session, source),
+            self.accounts(session, source),
+            base_url=self.settings.base_url,
+        )
+
+    def unsubscribe_links(self) -> UnsubscribeLinks:
+        return UnsubscribeLinks(self.keyring.secret("unsubscribe"), self.settings.base_url)
+
+    def unsubscriber(self, session: Session) -> Unsubscriber:
+        return Unsubscriber(self.unsubscribe_links(), self.channel_consents(session, "web"))
+
+    def marketing(self, session: Session) -> MarketingService:
+        return MarketingService(
+            session,
+            self.vault,
+            self.policy,
+            self.clock,
+            self.outbox,
+            self.channel_consents(session, "cli"),
+            self.unsubscribe_links(),
+            self.audit,
         )
 
     def rooms(self, session: Session) -> RoomService:

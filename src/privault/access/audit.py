@@ -68,6 +68,9 @@ class Event(StrEnum):
     STAFF_SESSION_REFUSED = "staff_session:refused"
     STAFF_PURPOSE_REFUSED = "staff:purpose_refused"
     POLICY_LOADED = "policy:loaded"
+    CONSENT_GIVEN = "consent:given"
+    CONSENT_WITHDRAWN = "consent:withdrawn"
+    MARKETING_SENT = "marketing:sent"
 
 
 @dataclass(frozen=True)

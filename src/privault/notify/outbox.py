@@ -59,6 +59,8 @@ TEMPLATES: dict[str, MailTemplate] = {
     "rights_pending": MailTemplate("Your request: we need to confirm it is yours"),
     "request_incomplete": MailTemplate("Your request is missing something"),
     "newsletter": MailTemplate("News from Kallu", Kind.NEWSLETTER),
+    "newsletter_confirm": MailTemplate("Confirm your newsletter subscription"),
+    "marketing": MailTemplate("News and offers from Kallu", Kind.MARKETING),
 }
 #: Where a mail stands: waiting (perhaps for a retry), claimed by a sweep, sent, given up.
 STATES = ("pending", "sending", "sent", "failed")

@@ -20,7 +20,15 @@ from privault.vault.errors import KeyringError, KeyringInsecure
 FORMAT = 1
 KEY_BYTES = 32
 #: Named secrets the services need; a keyring gains any missing one on load.
-SECRET_NAMES = ("blind_index", "audit", "session", "pin_pepper", "retention", "staff")
+SECRET_NAMES = (
+    "blind_index",
+    "audit",
+    "session",
+    "pin_pepper",
+    "retention",
+    "staff",
+    "unsubscribe",
+)
 
 
 def _b64(raw: bytes) -> str:

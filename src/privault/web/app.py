@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from swagger_ui_bundle import swagger_ui_path
 
 from privault import __version__
 from privault.runtime import Runtime
 from privault.service.schemas import ErrorOut
-from privault.web import errors, pages, public
+from privault.web import consent_pages, errors, mail_links, pages, public
 from privault.web.api import (
     accounts,
+    analytics,
     cdrs,
+    consent,
+    consents,
     messages,
     pbx,
     posts,
@@ -23,6 +32,7 @@ from privault.web.api import (
 from privault.web.limits import BodySizeLimit, JsonBodies
 
 API = "/api/v1"
+STATIC = Path(__file__).parent / "static"
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     status: {"model": ErrorOut} for status in (400, 401, 403, 404, 409, 413, 415, 422)
 }
@@ -34,6 +44,10 @@ def create_app(runtime: Runtime) -> FastAPI:
         version=__version__,
         summary="Personal data of the conference-call service, kept as its privacy policy says.",
         openapi_url="/openapi.json",
+        # ReDoc's page loads Google Fonts: a request to Google before any consent (P11.3);
+        # FastAPI's /docs loads Swagger UI from a CDN: served from here instead, below.
+        redoc_url=None,
+        docs_url=None,
     )
     app.state.runtime = runtime
     errors.install(app)
@@ -50,8 +64,29 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(messages.router, prefix=API, responses=ERROR_RESPONSES)
     app.include_router(rights.router, prefix=API, responses=ERROR_RESPONSES)
     app.include_router(staff.router, prefix=API, responses=ERROR_RESPONSES)
+    app.include_router(consent.router, prefix=API, responses=ERROR_RESPONSES)
+    app.include_router(consents.router, prefix=API, responses=ERROR_RESPONSES)
+    app.include_router(analytics.router, prefix=API, responses=ERROR_RESPONSES)
     app.include_router(pages.router)
     app.include_router(public.router)
+    app.include_router(consent_pages.router)
+    app.include_router(mail_links.router)
+
+    # The more specific mount first: /static would take /static/swagger/... too.
+    app.mount("/static/swagger", StaticFiles(directory=swagger_ui_path), name="swagger")
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        """The API's documentation, every file of it from this server: no CDN learns who
+        reads it."""
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="Privault API",
+            swagger_js_url="/static/swagger/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger/swagger-ui.css",
+            swagger_favicon_url="/static/swagger/favicon-32x32.png",
+        )
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

@@ -1,0 +1,1 @@
+"""Consents and proofs: cookie choices, channel consents, unsubscribe, first-party analytics."""

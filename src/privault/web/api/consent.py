@@ -1,0 +1,171 @@
+"""The cookie banner's API (P1.2, P11.3): what to ask, and the choice made.
+
+Same-origin only: no CORS headers are sent, so a page of another site cannot read the
+answer, and its browser will not send the JSON ``PUT`` at all (it needs a preflight this
+API does not answer). Works for visitors and for people logged in.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, Field, StrictBool
+
+from privault.consent.cookies import (
+    BannerCategory,
+    Choice,
+    CookieVersions,
+    banner,
+    consent_id_from_cookie,
+    cookie_value,
+    lifetime_words,
+)
+from privault.policy.model import CONSENT_COOKIE
+from privault.service.schemas import Strict
+from privault.web.deps import DB, RuntimeDep, ViewerDep
+
+router = APIRouter(tags=["consent"])
+
+NO_STORE = "no-store"
+CategoryName = Annotated[str, Field(max_length=40)]
+
+
+class ChoiceIn(Strict):
+    choices: dict[CategoryName, StrictBool] = Field(
+        max_length=20,
+        description="Every category of the banner, accepted (true) or refused (false).",
+        examples=[{"strictly_necessary": True, "analytics": False, "advertising": True}],
+    )
+
+
+class CookieOut(BaseModel):
+    name: str
+    provider: str
+    purpose: str
+    kind: str
+    lifetime: str | None = Field(description="ISO 8601 duration; null for a session cookie.")
+    lifetime_text: str = Field(description='In plain words: "6 months", "2 years".')
+
+
+class CategoryOut(BaseModel):
+    id: str
+    title: str
+    description: str
+    always_on: bool
+    gpc_refuses: bool
+    cookies: list[CookieOut]
+
+
+class ChoiceOut(BaseModel):
+    choices: dict[str, bool]
+    given_at: datetime
+    expires_at: datetime
+
+
+class VersionsOut(BaseModel):
+    banner: str
+    cookies: str
+    policy: int
+
+
+class ConsentOut(BaseModel):
+    ask: bool = Field(description="No live choice: show the banner.")
+    gpc: bool = Field(description="The browser sent Sec-GPC: 1.")
+    categories: list[CategoryOut]
+    choice: ChoiceOut | None
+    versions: VersionsOut
+
+
+def _gpc(request: Request) -> bool:
+    return request.headers.get("sec-gpc", "").strip() == "1"
+
+
+def _category(category: BannerCategory) -> CategoryOut:
+    return CategoryOut(
+        id=category.id,
+        title=category.title,
+        description=category.description,
+        always_on=category.always_on,
+        gpc_refuses=category.gpc_refuses,
+        cookies=[
+            CookieOut(
+                name=c.name,
+                provider=c.provider,
+                purpose=c.purpose,
+                kind=str(c.kind),
+                lifetime=None if c.lifetime is None else str(c.lifetime),
+                lifetime_text=lifetime_words(c),
+            )
+            for c in category.cookies
+        ],
+    )
+
+
+def _out(runtime: RuntimeDep, choice: Choice | None, gpc: bool) -> ConsentOut:
+    versions: CookieVersions = runtime.cookie_versions
+    return ConsentOut(
+        ask=choice is None,
+        gpc=gpc,
+        categories=[_category(c) for c in banner(runtime.policy)],
+        choice=None
+        if choice is None
+        else ChoiceOut(
+            choices=choice.choices, given_at=choice.given_at, expires_at=choice.expires_at
+        ),
+        versions=VersionsOut(
+            banner=versions.banner, cookies=versions.cookies, policy=versions.policy
+        ),
+    )
+
+
+@router.get("/consent", response_model=ConsentOut)
+def read_consent(
+    request: Request, response: Response, viewer: ViewerDep, runtime: RuntimeDep, db: DB
+) -> ConsentOut:
+    """The banner's categories and cookies, and this browser's live choice, if any
+    (``ask`` is true when there is none: never given, expired, or given under another
+    banner text, cookie list or policy version)."""
+    gpc = _gpc(request)
+    choice = runtime.cookie_consents(db).current(
+        consent_id_from_cookie(request.cookies.get(CONSENT_COOKIE)),
+        subject_id=viewer.subject_id if viewer else None,
+        gpc=gpc,
+    )
+    response.headers["Cache-Control"] = NO_STORE
+    return _out(runtime, choice, gpc)
+
+
+@router.put("/consent", response_model=ConsentOut)
+def give_consent(
+    body: ChoiceIn,
+    request: Request,
+    response: Response,
+    viewer: ViewerDep,
+    runtime: RuntimeDep,
+    db: DB,
+) -> ConsentOut:
+    """Record this browser's choice (with ``Sec-GPC: 1``, advertising is stored as refused)
+    and set the ``privault_consent`` cookie for as long as the choice holds. A cookie
+    naming a choice made by another logged-in person is refused (403 ``consent_not_yours``);
+    without a login such a cookie gets a new consent id instead."""
+    gpc = _gpc(request)
+    choice = runtime.cookie_consents(db).record(
+        consent_id_from_cookie(request.cookies.get(CONSENT_COOKIE)),
+        body.choices,
+        subject_id=viewer.subject_id if viewer else None,
+        gpc=gpc,
+        ip=request.client.host if request.client else None,
+    )
+    response.set_cookie(
+        CONSENT_COOKIE,
+        cookie_value(choice),
+        max_age=int((choice.expires_at - choice.given_at).total_seconds()),
+        path="/",
+        samesite="lax",
+        secure=runtime.settings.base_url.startswith("https:"),
+        httponly=False,  # consent.js reads the accepted categories from it
+    )
+    response.headers["Cache-Control"] = NO_STORE
+    return _out(runtime, choice, gpc)

@@ -1,0 +1,136 @@
+"""The cookie declaration at /cookies (P11.1, P11.2): generated from the policy file."""
+
+from __future__ import annotations
+
+import dataclasses
+from html.parser import HTMLParser
+
+import pytest
+from fastapi.testclient import TestClient
+
+from privault.consent.cookies import duration_words, lifetime_words
+from privault.policy.model import Cookie, CookieCategory, CookieKind, Policy
+from privault.policy.types import Duration
+from privault.runtime import Runtime
+from privault.web.app import create_app
+
+
+class Tables(HTMLParser):
+    """The text of every table row's cells, and whether a ``data-consent-open`` control is
+    there."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[list[str]] = []
+        self.cell: list[str] | None = None
+        self.reopen = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if any(name == "data-consent-open" for name, _ in attrs):
+            self.reopen = tag in {"button", "a"}
+        if tag == "tr":
+            self.rows.append([])
+        elif tag == "td":
+            self.cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "td" and self.cell is not None:
+            self.rows[-1].append(" ".join("".join(self.cell).split()))
+            self.cell = None
+
+    def handle_data(self, data: str) -> None:
+        if self.cell is not None:
+            self.cell.append(data)
+
+
+def declared(client: TestClient) -> Tables:
+    page = client.get("/cookies")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert "set-cookie" not in page.headers
+    tables = Tables()
+    tables.feed(page.text)
+    return tables
+
+
+def expected(policy: Policy) -> list[list[str]]:
+    titles = {str(k): v.title for k, v in policy.consent.categories.items()}
+    return [
+        [
+            c.name,
+            c.provider,
+            f"{c.purpose}. {c.description}",
+            titles[c.category],
+            "Session" if c.kind == CookieKind.SESSION else "Persistent",
+            lifetime_words(c),
+        ]
+        for category in policy.consent.categories
+        for c in policy.cookies
+        if c.category == category
+    ]
+
+
+def test_p11_1_p11_2_the_declaration_lists_every_cookie_of_the_policy(
+    client: TestClient, runtime: Runtime
+) -> None:
+    tables = declared(client)
+    cells = [row for row in tables.rows if row]
+    assert cells == expected(runtime.policy)
+    assert len(cells) == len(runtime.policy.cookies) == 8
+    lifetimes = {row[0]: row[5] for row in cells}
+    assert lifetimes == {
+        "privault_session": "until you close the browser",
+        "privault_consent": "6 months",
+        "_ga": "2 years",
+        "_ga_<container-id>": "2 years",
+        "_gid": "1 day",
+        "_gcl_au": "90 days",
+        "IDE": "13 months",
+        "test_cookie": "15 minutes",
+    }
+    assert tables.reopen, "a control to reopen the banner"
+
+
+def test_p11_2_a_cookie_added_to_the_policy_appears_without_touching_the_template(
+    runtime: Runtime,
+) -> None:
+    extra = Cookie(
+        name="kallu_ab",
+        provider="Kallu (first party)",
+        purpose="Remembers which version of a page you saw",
+        category=CookieCategory.ANALYTICS,
+        kind=CookieKind.PERSISTENT,
+        lifetime=Duration(days=21),
+        description="A letter for the variant of the page, to compare them.",
+    )
+    policy = runtime.policy.model_copy(update={"cookies": (*runtime.policy.cookies, extra)})
+    changed = dataclasses.replace(runtime, policy=policy)
+    with TestClient(create_app(changed), raise_server_exceptions=False) as client:
+        cells = [row for row in declared(client).rows if row]
+    assert cells == expected(policy)
+    assert [
+        "kallu_ab",
+        "Kallu (first party)",
+        "Remembers which version of a page you saw. A letter for the variant of the page, "
+        "to compare them.",
+        "Statistics",
+        "Persistent",
+        "21 days",
+    ] in cells
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("P6M", "6 months"),
+        ("P1Y", "1 year"),
+        ("P2Y", "2 years"),
+        ("P2Y6M", "2 years and 6 months"),
+        ("P1W", "7 days"),
+        ("PT15M", "15 minutes"),
+        ("PT1H30M", "1 hour and 30 minutes"),
+        ("P1DT1H1M1S", "1 day, 1 hour, 1 minute and 1 second"),
+    ],
+)
+def test_p11_1_a_lifetime_reads_in_plain_words(text: str, words: str) -> None:
+    assert duration_words(Duration.parse(text)) == words

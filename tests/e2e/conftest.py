@@ -1,0 +1,190 @@
+"""Browser tests: headless Chromium (Debian's package) driven by Playwright, against
+`privault serve` as a real process.
+
+`make test` installs Chromium when it is missing (as root). Without it, or without the
+playwright package, the browser tests fail in CI (``CI`` set) and are skipped elsewhere,
+with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx2
+import pytest
+
+from conftest import Database
+from privault.config import Settings
+
+CHROMIUM = os.environ.get("PRIVAULT_TEST_CHROMIUM", "/usr/bin/chromium")
+STARTUP_SECONDS = 60
+PAGES = Path(__file__).parent / "pages"
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}: CI must run the browser tests (see `make browser`)")
+    pytest.skip(f"{reason}; `make browser` installs it (as root)")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One headless Chromium per module; tests open contexts of their own."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("the playwright package is not installed")
+    if not (os.access(CHROMIUM, os.X_OK) or shutil.which(CHROMIUM)):
+        _unavailable(f"no Chromium at {CHROMIUM}")
+    with sync_playwright() as playwright:
+        # No sandbox: CI runs as root, where Chromium's sandbox refuses to start.
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class Site:
+    """`privault serve` on 127.0.0.1 with a data folder of its own; ``env`` adds settings
+    (PRIVAULT_POLICY_FILE, ...)."""
+
+    def __init__(self, settings: Settings, folder: Path, env: Mapping[str, str] = {}) -> None:
+        port = free_port()
+        self.settings = settings
+        self.url = f"http://127.0.0.1:{port}"
+        self.output = folder / f"serve-{port}.log"
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("PRIVAULT_")}
+        environment.update(
+            PRIVAULT_DATA_DIR=str(settings.data_dir),
+            PRIVAULT_DATABASE_URL=settings.db_url,
+            PRIVAULT_BASE_URL=self.url,
+            PRIVAULT_ARGON2_TIME_COST=str(settings.argon2_time_cost),
+            PRIVAULT_ARGON2_MEMORY_KIB=str(settings.argon2_memory_kib),
+            **env,
+        )
+        command = Path(sys.executable).with_name("privault")
+        with self.output.open("wb") as log:
+            self.process = subprocess.Popen(
+                [str(command), "serve", "--port", str(port), "--no-worker"],
+                env=environment,
+                cwd=folder,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self._wait()
+
+    def log(self) -> str:
+        return self.output.read_text(errors="replace")
+
+    def _wait(self) -> None:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"serve exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                if httpx2.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx2.TransportError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        pytest.fail(f"serve did not answer within {STARTUP_SECONDS}s:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+class Visits:
+    """What a browser context asked for: the site's own requests are served (the test
+    pages under /e2e/ from tests/e2e/pages), anything else is refused and remembered."""
+
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        self.elsewhere: list[str] = []
+        self.paths: list[str] = []
+
+    def handle(self, route: Any) -> None:
+        url = urlsplit(route.request.url)
+        if f"{url.scheme}://{url.netloc}" != self.site.url:
+            self.elsewhere.append(route.request.url)
+            route.abort()
+            return
+        self.paths.append(url.path)
+        if url.path.startswith("/e2e/"):
+            file = PAGES / url.path.removeprefix("/e2e/")
+            kind = "text/html" if file.suffix == ".html" else "text/javascript"
+            route.fulfill(status=200, content_type=kind, body=file.read_bytes())
+        else:
+            route.continue_()
+
+
+@pytest.fixture(scope="module")
+def data(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """A data folder and database for the module's server."""
+    folder = tmp_path_factory.mktemp("site") / "var"
+    database = Database(backend, folder)
+    yield database.settings(folder)
+    database.drop()
+
+
+@pytest.fixture(scope="module")
+def site(data: Settings) -> Iterator[Site]:
+    """One server for the module: each test's browser context has cookies of its own."""
+    running = Site(data, data.data_dir.parent)
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., Site]]:
+    """Starts servers of the test's own (``serve(settings, folder, **env)``); all stopped
+    after the test."""
+    started: list[Site] = []
+
+    def start(settings: Settings, folder: Path, **env: str) -> Site:
+        started.append(Site(settings, folder, env))
+        return started[-1]
+
+    yield start
+    for running in started:
+        running.stop()
+
+
+@pytest.fixture
+def open_context(browser: Any) -> Iterator[Callable[..., tuple[Any, Visits]]]:
+    """Opens a browser context for a site (keyword arguments go to new_context); closed
+    after the test."""
+    opened: list[Any] = []
+
+    def open_(site: Site, **options: Any) -> tuple[Any, Visits]:
+        context = browser.new_context(**options)
+        context.set_default_timeout(10_000)
+        visits = Visits(site)
+        context.route("**/*", visits.handle)
+        opened.append(context)
+        return context, visits
+
+    yield open_
+    for context in opened:
+        context.close()
