@@ -238,6 +238,9 @@ class Runtime:
             eraser,
             self.rights,
             self.settings.base_url,
+            lambda session, subject_id: self.channel_consents(session, "objection").stop_marketing(
+                subject_id
+            ),
         )
 
     def close(self) -> None:

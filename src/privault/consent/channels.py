@@ -45,6 +45,8 @@ class Source(StrEnum):
     VERIFIED_ACCOUNT = "verified_account"
     #: A one-click unsubscribe link (RFC 8058).
     UNSUBSCRIBE = "unsubscribe"
+    #: An objection to direct marketing (Art. 21(3)), filed as a data-subject request.
+    OBJECTION = "objection"
 
 
 #: The marketing channel of the policy each consent channel stands for.
@@ -102,6 +104,19 @@ class ChannelConsents:
         """Give consent to ``channel`` in one step; returns whether it changed (a proof row
         is written only then). Raises ``UnknownChannel``."""
         return self._record(subject_id, channel_of(channel), True, Source(source))
+
+    def stop_marketing(self, subject_id: str) -> list[str]:
+        """Withdraw every direct-marketing consent (email, post, sharing for third parties'
+        marketing) as an objection (Art. 21(3)); returns the channels that were live."""
+        return [
+            str(channel)
+            for channel in (
+                ConsentChannel.MARKETING_EMAIL,
+                ConsentChannel.MARKETING_POST,
+                ConsentChannel.THIRD_PARTY,
+            )
+            if self.withdraw(subject_id, channel, Source.OBJECTION)
+        ]
 
     def withdraw(
         self, subject_id: str, channel: ConsentChannel | str, source: Source | str

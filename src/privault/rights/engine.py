@@ -56,6 +56,7 @@ class RightsEngine:
         eraser: Eraser,
         rights: Callable[[Session], RightsService],
         base_url: str,
+        stop_marketing: Callable[[Session, str], list[str]],
     ) -> None:
         self.factory = factory
         self.vault = vault
@@ -65,6 +66,8 @@ class RightsEngine:
         self.eraser = eraser
         self.rights = rights
         self.base_url = base_url.rstrip("/")
+        #: Withdraws a person's direct-marketing consents; returns the channels it stopped.
+        self.stop_marketing = stop_marketing
 
     def run_once(self) -> SweepReport:
         """Advance every open, verified request as far as it can go now."""
@@ -100,9 +103,19 @@ class RightsEngine:
             report.erasures += self.eraser.advance(request_id) == "done"
         elif kind in BY_STAFF and state == State.VERIFIED:
             with self.factory() as session, session.begin():
-                self.rights(session).start(
-                    request_id, actor="system:rights", note="waiting for staff to act"
-                )
+                rights = self.rights(session)
+                subject_id = rights.subject_of(request_id)
+                if kind == RequestKind.OBJECTION and subject_id is not None:
+                    # Objecting to direct marketing needs no review: it stops (Art. 21(3)).
+                    stopped = self.stop_marketing(session, subject_id)
+                    rights.note(
+                        request_id,
+                        actor="system:rights",
+                        note="direct marketing stopped at once (Art. 21(3)): "
+                        + (", ".join(stopped) or "no marketing consent was live")
+                        + " withdrawn",
+                    )
+                rights.start(request_id, actor="system:rights", note="waiting for staff to act")
             report.to_staff += 1
 
     def _failed(self, request_id: str, exc: Exception) -> None:
