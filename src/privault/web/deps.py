@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from privault.errors import PrivaultError
@@ -19,7 +20,8 @@ from privault.staff.service import Staff
 SESSION_COOKIE = "privault_session"
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    """The app's runtime: no I/O, so no trip to a worker thread."""
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -70,16 +72,18 @@ def get_caller(request: Request, runtime: RuntimeDep, db: DB) -> Caller:
 CallerDep = Annotated[Caller, Depends(get_caller)]
 
 
-def get_viewer(request: Request, runtime: RuntimeDep, db: DB) -> Caller | None:
+async def get_viewer(request: Request, runtime: RuntimeDep, db: DB) -> Caller | None:
     """The logged-in caller, or ``None`` for a visitor (also when the session has expired):
-    for pages anyone may see, which show members more."""
+    for pages anyone may see, which show members more. A visitor costs no trip to a worker
+    thread; a session is checked on one, as every database call is."""
     token = session_token(request)
     if token is None:
         return None
     try:
-        return Caller(runtime.accounts(db).authenticate(token), token)
+        subject_id = await run_in_threadpool(runtime.accounts(db).authenticate, token)
     except SessionInvalid:
         return None
+    return Caller(subject_id, token)
 
 
 ViewerDep = Annotated[Caller | None, Depends(get_viewer)]
