@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, date, datetime, timedelta, timezone
 
-from sqlalchemy import DateTime
+import pytest
+from sqlalchemy import DateTime, text
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from privault.db import binder, make_engine, new_id
 from privault.service.cards import contains_card_number
 from privault.service.models import CallRecord
+
+PG_URL = os.environ.get("PRIVAULT_TEST_DATABASE_URL")
 
 
 def test_the_fast_sqlite_datetime_binder_writes_what_sqlalchemy_writes() -> None:
@@ -43,3 +48,44 @@ def test_p7_3_no_row_id_looks_like_a_card_number() -> None:
     assert len(set(ids)) == len(ids)
     assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
     assert [i for i in ids if contains_card_number(i)] == []
+
+
+@pytest.mark.skipif(PG_URL is None, reason="needs PRIVAULT_TEST_DATABASE_URL")
+def test_a_pooled_connection_the_server_ended_is_replaced_not_handed_out() -> None:
+    """With ping_after=0 every checkout counts as idle: the one whose backend was
+    terminated is pinged, found dead and replaced before any statement runs on it."""
+    engine = make_engine(PG_URL or "", ping_after=0, pool_size=1)
+    admin = make_engine(PG_URL or "")
+    try:
+        with engine.connect() as conn:
+            first = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        with admin.begin() as conn:
+            assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first}).scalar()
+        with engine.connect() as conn:
+            second = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        assert second != first
+    finally:
+        engine.dispose()
+        admin.dispose()
+
+
+@pytest.mark.skipif(PG_URL is None, reason="needs PRIVAULT_TEST_DATABASE_URL")
+def test_a_connection_used_a_moment_ago_goes_unchecked_and_one_failure_renews_the_pool() -> None:
+    """Within ping_after the connection is handed out as it is (no round trip): if the
+    server ended it meanwhile, that one statement fails as a disconnect, and the next
+    checkout gets a new connection."""
+    engine = make_engine(PG_URL or "", ping_after=3600, pool_size=1)
+    admin = make_engine(PG_URL or "")
+    try:
+        with engine.connect() as conn:
+            first = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        with admin.begin() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+        with pytest.raises(OperationalError) as failed, engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        assert failed.value.connection_invalidated
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() != first
+    finally:
+        engine.dispose()
+        admin.dispose()

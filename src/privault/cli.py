@@ -29,6 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from privault import demo as demo_data
 from privault.access.audit import Event
 from privault.config import Settings
+from privault.consent.analytics import load_device_rules
 from privault.consent.geo import CsvCountries, GeoIpFileInvalid
 from privault.consent.marketing import Letter
 from privault.errors import PrivaultError
@@ -144,6 +145,7 @@ def _serve(rt: Runtime, host: str, port: int, worker: bool) -> None:
             rt.countries.load()
         except GeoIpFileInvalid as exc:
             raise Failed(f"setting PRIVAULT_GEOIP_CSV: {exc}") from None
+    load_device_rules()
     web = create_app(rt)
     web.router.lifespan_context = lifespan
     out.print(f"Privault serving on http://{host}:{port}  (data: {rt.settings.data_dir})")

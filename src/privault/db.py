@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 import sqlite3
+import time
 import zlib
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -23,12 +24,17 @@ from sqlalchemy import (
     event,
     text,
 )
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
 
 if TYPE_CHECKING:
     import psycopg
+    from sqlalchemy.engine.interfaces import DBAPIConnection
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+#: Seconds a pooled PostgreSQL connection may lie idle and still be used unchecked.
+PING_AFTER_IDLE = 1.0
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -55,7 +61,7 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, ping_after: float = PING_AFTER_IDLE, **kwargs: Any) -> Engine:
     """Create an engine with the settings each backend needs.
 
     SQLite gets WAL, foreign keys and a busy timeout, and real transactions
@@ -66,7 +72,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     rewrites many pages, and a small checkpoint interval writes them out again and again.
 
     A PostgreSQL URL may carry libpq options, e.g. ``?options=-csearch_path%3Dtenant``
-    for a schema.
+    for a schema. A PostgreSQL connection idle for more than ``ping_after`` seconds is
+    checked before use (see ``_ping_when_idle``).
     """
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[1] if ":///" in url else ""
@@ -99,14 +106,42 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    engine = create_engine(url, **kwargs)
+    _ping_when_idle(engine, ping_after)
+    return engine
+
+
+def _ping_when_idle(engine: Engine, after: float) -> None:
+    """Check a pooled connection before handing it out when it has lain idle for more than
+    ``after`` seconds: a database restart, an idle timeout or a firewall may have ended it
+    meanwhile, and a dead one is replaced, not handed to a request. One in use a moment ago
+    is handed out as it is, which saves a round trip on every busy request; should the
+    server have gone in that moment, the statement fails, SQLAlchemy sees the disconnect
+    and renews the whole pool, so a restart costs at most the requests racing it."""
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection: object, record: ConnectionPoolEntry) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(
+        dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry, _proxy: object
+    ) -> None:
+        idle_since = record.info.pop("idle_since", None)
+        if idle_since is None or time.monotonic() - idle_since <= after:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            # The pool drops this connection and checks out another (or connects afresh).
+            raise DisconnectionError("the pooled connection is gone") from exc
 
 
 def make_sessionmaker(bind: Engine | Connection) -> sessionmaker[Session]:
     return sessionmaker(bind=bind, expire_on_commit=False, join_transaction_mode="create_savepoint")
 
 
-def _table(model: type[Base]) -> Table:
+def table_of(model: type[Base]) -> Table:
     return cast(Table, model.__table__)
 
 
@@ -122,7 +157,7 @@ def insert_rows(
         return
     dialect = session.get_bind().dialect
     marker = "?" if dialect.paramstyle == "qmark" else "%s"
-    table = _table(model)
+    table = table_of(model)
     unknown = set(columns) - set(table.c.keys())
     if unknown:
         raise LookupError(f"{table.name} has no column(s) {sorted(unknown)}")
@@ -152,7 +187,7 @@ def insert_new_rows(
     """
     if not rows:
         return set()
-    table = _table(model)
+    table = table_of(model)
     unknown = (set(columns) | {key}) - set(table.c.keys())
     if unknown:
         raise LookupError(f"{table.name} has no column(s) {sorted(unknown)}")
@@ -198,7 +233,7 @@ def rows_where_in(
 ) -> list[tuple[Any, ...]]:
     """``columns`` of the rows whose ``key`` is one of ``values``, in few plain queries (the
     batch path's look-ups: no per-value statement processing). Values as for ``insert_rows``."""
-    table = _table(model)
+    table = table_of(model)
     unknown = (set(columns) | {key}) - set(table.c.keys())
     if unknown:
         raise LookupError(f"{table.name} has no column(s) {sorted(unknown)}")
@@ -229,7 +264,7 @@ def binder(session: Session, model: type[Base], column: str) -> Callable[[Any], 
     ``isoformat``, several times faster, once a probe shows both write the same text.
     """
     dialect = session.get_bind().dialect
-    kind = _table(model).c[column].type
+    kind = table_of(model).c[column].type
     processor = kind.dialect_impl(dialect).bind_processor(dialect)
     if processor is None:
         return _same

@@ -12,12 +12,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from factories import Person, api_error, register
 from privault.clock import FrozenClock
 from privault.config import Settings
 from privault.consent.analytics import MAX_URL, AnalyticsNotConsented, PageEvent
+from privault.consent.cookies import consent_id_from_cookie
 from privault.consent.geo import CsvCountries, GeoIpFileInvalid, NoCountries
 from privault.consent.models import PageView, Visit
 from privault.db import Base
@@ -502,3 +503,40 @@ def test_p2_2_the_service_refuses_without_consent_too(on_geo: Runtime) -> None:
                 ip=HOME,
             )
     assert counts(on_geo) == (0, 0)
+
+
+def test_p2_2_on_postgresql_only_a_page_view_commits_before_the_wal_is_flushed(
+    web: TestClient, on_geo: Runtime, backend: str
+) -> None:
+    if backend != "postgresql":
+        pytest.skip("synchronous_commit is PostgreSQL's")
+    consent(web, ACCEPT)
+    consent_id = consent_id_from_cookie(web.cookies[CONSENT_COOKIE])
+    with on_geo.transaction() as session:
+        setting = text("SHOW synchronous_commit")
+        assert session.scalar(setting) == "on"
+        on_geo.analytics(session).record(
+            PageEvent(visit_id(), "/"),
+            consent_id=consent_id,
+            subject_id=None,
+            user_agent=CHROME,
+            ip=HOME,
+        )
+        assert session.scalar(setting) == "off"
+    assert counts(on_geo) == (1, 1)
+
+
+def test_p2_2_two_first_views_of_a_visit_at_once_make_one_visit(on_geo: Runtime) -> None:
+    """The first page views of a visit, sent together, both find no visit; the second to
+    insert one meets the first's row on the unique key and takes its id. Made to happen in
+    one transaction here: the second insert conflicts with the first as it would with
+    another request's."""
+    key = token_digest(visit_id())
+    with on_geo.transaction() as session:
+        analytics = on_geo.analytics(session)
+        now = on_geo.clock.now()
+        first = analytics._new_visit(key, None, now, CHROME, HOME)
+        second = analytics._new_visit(key, None, now, FIREFOX, "192.0.2.1")
+        assert second == first
+    [visit], _ = stored(on_geo)
+    assert (visit.id, visit.browser, visit.ip_prefix) == (first, "Chrome", "203.0.113.0/24")

@@ -24,15 +24,15 @@ from datetime import datetime, timedelta
 from urllib.parse import SplitResult, urlsplit
 
 import ua_parser
-from sqlalchemy import func, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from privault.clock import Clock, aware
-from privault.consent.cookies import CookieConsents
+from privault.consent.cookies import CookieConsents, with_latest
 from privault.consent.geo import CountryResolver
 from privault.consent.models import PageView, Visit
-from privault.db import new_id
+from privault.db import new_id, table_of
 from privault.errors import Forbidden, InvalidInput
 from privault.policy.model import CookieCategory
 from privault.service.messages import truncate_ip
@@ -48,6 +48,25 @@ HIDDEN = "{id}"
 _HIDE_FROM = 20
 _AT = re.compile(r"@|%40", re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x20\x7f]")
+# Built once: a page view runs these on every request.
+_VISIT_ID = select(Visit.id).where(Visit.visit_key == bindparam("visit_key"))
+_CHOICE_AND_VISIT = with_latest(_VISIT_ID)
+# A page view is worth less than a wait for the disk: on PostgreSQL its transaction may be
+# confirmed before the WAL is flushed, so a crash of the database server can lose the last
+# few (never half of one); consents and everything else stay synchronous. set_config(...,
+# true) is SET LOCAL, asked in the same round trip as the choice and the visit.
+_CHOICE_AND_VISIT_ASYNC = _CHOICE_AND_VISIT.add_columns(
+    func.set_config("synchronous_commit", "off", True)
+)
+# Of the tables, not the classes: plain Core inserts, without the ORM's bulk insert path.
+_INSERT_VIEW = insert(table_of(PageView))
+#: A new visit, unless one with its key was made at the same moment (then no id comes back).
+_NEW_VISIT = {
+    name: make(table_of(Visit))
+    .on_conflict_do_nothing(index_elements=["visit_key"])
+    .returning(table_of(Visit).c.id)
+    for name, make in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
+}
 
 
 class AnalyticsNotConsented(Forbidden):
@@ -89,6 +108,12 @@ class Report:
     page_views: list[tuple[str, int]]
     average_visit_length: timedelta | None
     paths: list[tuple[tuple[str, ...], int]]
+
+
+def load_device_rules() -> None:
+    """Load the user-agent parser's rules (a few hundred regular expressions) now: at
+    start, rather than in the first visitor's request."""
+    ua_parser.parse("")
 
 
 def device_of(user_agent: str | None) -> Device:
@@ -164,7 +189,7 @@ class Analytics:
         subject_id: str | None,
         user_agent: str | None,
         ip: str | None,
-    ) -> PageView:
+    ) -> None:
         """Store a page view at the server's time, and its visit if it is the first.
 
         ``consent_id`` is the browser's cookie choice; ``subject_id`` the person logged in,
@@ -179,35 +204,37 @@ class Analytics:
         if not VISIT_ID.fullmatch(event.visit):
             raise AnalyticsEventInvalid("visit: must be 16 to 64 letters, digits, - or _")
         page, referrer = page_path(event.page), referrer_address(event.referrer)
-        choice = self.consents.current(consent_id, subject_id=subject_id)
+        key = token_digest(event.visit if subject_id is None else f"{event.visit}/{subject_id}")
+        postgres = self.session.get_bind().dialect.name == "postgresql"
+        choice, visit_id = self.consents.current_and(
+            consent_id,
+            _CHOICE_AND_VISIT_ASYNC if postgres else _CHOICE_AND_VISIT,
+            {"visit_key": key},
+            subject_id=subject_id,
+        )
         if choice is None or choice.choices.get(CookieCategory.ANALYTICS) is not True:
             raise AnalyticsNotConsented(
                 "analytics cookies are not accepted in this browser's cookie choice"
             )
-        if self.session.get_bind().dialect.name == "postgresql":
-            # A page view is worth less than a wait for the disk: PostgreSQL may confirm it
-            # before its WAL is flushed, so a crash of the database server can lose the last
-            # few (never half of one). Consents and everything else stay synchronous.
-            self.session.execute(text("SET LOCAL synchronous_commit TO OFF"))
         now = self.clock.now()
-        visit = self._visit(event.visit, subject_id, now, user_agent, ip)
-        if aware(visit.last_seen_at) < now:
-            visit.last_seen_at = now
-        view = PageView(
-            id=new_id(),
-            visit_id=visit.id,
-            subject_id=subject_id,
-            page=page,
-            referrer=referrer,
-            at=now,
+        self.session.execute(
+            _INSERT_VIEW,
+            {
+                "id": new_id(),
+                "visit_id": visit_id or self._new_visit(key, subject_id, now, user_agent, ip),
+                "subject_id": subject_id,
+                "page": page,
+                "referrer": referrer,
+                "at": now,
+            },
         )
-        self.session.add(view)
-        self.session.flush()
-        return view
 
     def visit_length(self, visit: Visit) -> timedelta:
         """From the first page view of a visit to its last (zero for a single one)."""
-        return aware(visit.last_seen_at) - aware(visit.started_at)
+        last = self.session.scalar(
+            select(func.max(PageView.at)).where(PageView.visit_id == visit.id)
+        )
+        return timedelta() if last is None else aware(last) - aware(visit.started_at)
 
     def path(self, visit: Visit) -> tuple[str, ...]:
         """The pages of a visit in the order seen, a page reloaded counted once."""
@@ -239,9 +266,10 @@ class Analytics:
         """The statistics of [since, until): visits started in it and their average
         length, page views per page (most viewed first), and the ``top`` paths."""
         spans = self.session.execute(
-            select(Visit.started_at, Visit.last_seen_at).where(
-                Visit.started_at >= since, Visit.started_at < until
-            )
+            select(Visit.started_at, func.coalesce(func.max(PageView.at), Visit.started_at))
+            .outerjoin(PageView, PageView.visit_id == Visit.id)
+            .where(Visit.started_at >= since, Visit.started_at < until)
+            .group_by(Visit.id, Visit.started_at)
         ).all()
         lengths = [aware(last) - aware(first) for first, last in spans]
         views = self.session.execute(
@@ -258,41 +286,36 @@ class Analytics:
             paths=self.paths(since, until, limit=top),
         )
 
-    def _visit(
+    def _new_visit(
         self,
-        visit: str,
+        key: bytes,
         subject_id: str | None,
         now: datetime,
         user_agent: str | None,
         ip: str | None,
-    ) -> Visit:
-        key = token_digest(visit if subject_id is None else f"{visit}/{subject_id}")
-        found = self.session.scalar(select(Visit).where(Visit.visit_key == key))
-        if found is not None:
-            return found
+    ) -> str:
+        """The id of a visit made with this first page view (or by a page view of it that
+        came in at the same moment)."""
         device = device_of(user_agent)
-        row = Visit(
-            id=new_id(),
-            visit_key=key,
-            subject_id=subject_id,
-            started_at=now,
-            last_seen_at=now,
-            ip_prefix=truncate_ip(ip),
-            country=self.countries.country_of(ip),
-            browser=device.browser,
-            browser_version=device.browser_version,
-            os=device.os,
+        new = _NEW_VISIT[self.session.get_bind().dialect.name]
+        made = self.session.scalar(
+            new,
+            {
+                "id": new_id(),
+                "visit_key": key,
+                "subject_id": subject_id,
+                "started_at": now,
+                "ip_prefix": truncate_ip(ip),
+                "country": self.countries.country_of(ip),
+                "browser": device.browser,
+                "browser_version": device.browser_version,
+                "os": device.os,
+            },
         )
-        try:
-            with self.session.begin_nested():
-                self.session.add(row)
-        except IntegrityError:
-            # The same visit's first two page views at once: the other one made the row.
-            found = self.session.scalar(select(Visit).where(Visit.visit_key == key))
-            if found is None:
-                raise
-            return found
-        return row
+        if made is not None:
+            return str(made)
+        # The same visit's first two page views at once: the other one made the row.
+        return str(self.session.execute(_VISIT_ID, {"visit_key": key}).scalar_one())
 
 
 def _collapsed(pages: Iterable[str]) -> tuple[str, ...]:

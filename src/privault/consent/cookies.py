@@ -19,19 +19,23 @@ import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, Select, bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from privault.clock import Clock, aware
 from privault.consent.errors import ConsentNotYours, CookieChoiceInvalid
 from privault.consent.models import CookieConsent
-from privault.db import new_id
+from privault.db import new_id, table_of
 from privault.policy.model import Cookie, CookieCategory, CookieKind, Policy
 from privault.policy.types import Duration
 from privault.service.messages import truncate_ip
 from privault.vault.crypto import token_digest
 
+#: id, subject_id, choices, gpc, given_at, expires_at and the banner, cookies and policy
+#: versions of a stored choice.
+_ChoiceRow = Row[str, str | None, dict[str, bool], bool, datetime, datetime, str, str, int]
 _CONSENT_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 _CARD_LIKE = re.compile(r"\d{13}")
 
@@ -196,23 +200,35 @@ class CookieConsents:
         if latest is None or consent_id is None:
             consent_id, latest = secrets.token_urlsafe(24), None
         now = self.clock.now()
-        row = CookieConsent(
-            # Later than the latest even in the same instant: the order of the history holds.
-            id=new_id() if latest is None else _id_after(latest.id, aware(latest.given_at), now),
-            consent_key=token_digest(consent_id),
+        choice = Choice(
+            consent_id=consent_id,
             subject_id=subject_id,
             choices=clean,
             gpc=gpc,
-            banner_version=self.versions.banner,
-            cookies_version=self.versions.cookies,
-            policy_version=self.versions.policy,
             given_at=now,
             expires_at=self.policy.consent.lifetime.add_to(now),
-            ip_prefix=truncate_ip(ip),
+            versions=self.versions,
         )
-        self.session.add(row)
-        self.session.flush()
-        return _choice(consent_id, row)
+        self.session.execute(
+            _INSERT,
+            {
+                # Later than the latest even in the same instant: the history keeps its order.
+                "id": new_id()
+                if latest is None
+                else _id_after(latest.id, aware(latest.given_at), now),
+                "consent_key": token_digest(consent_id),
+                "subject_id": subject_id,
+                "choices": clean,
+                "gpc": gpc,
+                "banner_version": self.versions.banner,
+                "cookies_version": self.versions.cookies,
+                "policy_version": self.versions.policy,
+                "given_at": now,
+                "expires_at": choice.expires_at,
+                "ip_prefix": truncate_ip(ip),
+            },
+        )
+        return choice
 
     def current(
         self, consent_id: str | None, *, subject_id: str | None = None, gpc: bool = False
@@ -227,7 +243,30 @@ class CookieConsents:
         """
         if not consent_id:
             return None
-        row = self._latest(consent_id)
+        return self._live(consent_id, self._latest(consent_id), subject_id, gpc)
+
+    def current_and(
+        self,
+        consent_id: str | None,
+        statement: Select[Any],
+        params: Mapping[str, Any],
+        *,
+        subject_id: str | None = None,
+    ) -> tuple[Choice | None, Any]:
+        """``current``, and in the same round trip to the database a value the caller
+        needs as well (a page view: its visit). ``statement`` comes from ``with_latest``;
+        ``params`` are its parameters but the consent id's. Without a stored choice the
+        value is not looked up: (None, None)."""
+        if not consent_id:
+            return None, None
+        row = self.session.execute(statement, {**params, "key": token_digest(consent_id)}).first()
+        if row is None:
+            return None, None
+        return self._live(consent_id, row, subject_id, gpc=False), row.also
+
+    def _live(
+        self, consent_id: str, row: _ChoiceRow | Row[Any] | None, subject_id: str | None, gpc: bool
+    ) -> Choice | None:
         if row is None:
             return None
         if row.subject_id is not None and subject_id is not None and row.subject_id != subject_id:
@@ -269,17 +308,40 @@ class CookieConsents:
                 )
         return {name: bool(choices[name]) for name in known}
 
-    def _latest(self, consent_id: str) -> CookieConsent | None:
-        # Choices of one id in the same instant are ordered by their ids (see _id_after).
-        return self.session.scalar(
-            select(CookieConsent)
-            .where(CookieConsent.consent_key == token_digest(consent_id))
-            .order_by(CookieConsent.given_at.desc(), CookieConsent.id.desc())
-            .limit(1)
-        )
+    def _latest(self, consent_id: str) -> _ChoiceRow | None:
+        return self.session.execute(_LATEST, {"key": token_digest(consent_id)}).first()
 
 
-def _choice(consent_id: str, row: CookieConsent) -> Choice:
+#: The latest choice of a consent id; choices of one id in the same instant are ordered by
+#: their ids (see _id_after). Built once: every page view asks it.
+_LATEST = (
+    select(
+        CookieConsent.id,
+        CookieConsent.subject_id,
+        CookieConsent.choices,
+        CookieConsent.gpc,
+        CookieConsent.given_at,
+        CookieConsent.expires_at,
+        CookieConsent.banner_version,
+        CookieConsent.cookies_version,
+        CookieConsent.policy_version,
+    )
+    .where(CookieConsent.consent_key == bindparam("key"))
+    .order_by(CookieConsent.given_at.desc(), CookieConsent.id.desc())
+    .limit(1)
+)
+_INSERT = insert(table_of(CookieConsent))
+
+
+def with_latest(also: Select[Any]) -> Select[Any]:
+    """The statement ``CookieConsents.current_and`` runs: the latest choice of a consent
+    id with the value of ``also`` (a one-column select) beside it. Build it once, at
+    import."""
+    latest = _LATEST.subquery()
+    return select(*latest.c, also.scalar_subquery().label("also"))
+
+
+def _choice(consent_id: str, row: _ChoiceRow | Row[Any]) -> Choice:
     return Choice(
         consent_id=consent_id,
         subject_id=row.subject_id,

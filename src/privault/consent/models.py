@@ -144,7 +144,6 @@ class MarketingSend(Base):
     exported=(
         "id",
         "started_at",
-        "last_seen_at",
         "ip_prefix",
         "country",
         "browser",
@@ -164,7 +163,6 @@ class Visit(Base):
     visit_key: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
     subject_id: Mapped[str | None] = _subject(nullable=True)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
-    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     ip_prefix: Mapped[str | None] = mapped_column(String(64))
     country: Mapped[str | None] = mapped_column(String(2))
     browser: Mapped[str | None] = mapped_column(String(60))

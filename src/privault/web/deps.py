@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
@@ -18,6 +18,7 @@ from privault.staff.errors import StaffSessionInvalid
 from privault.staff.service import Staff
 
 SESSION_COOKIE = "privault_session"
+T = TypeVar("T")
 
 
 async def get_runtime(request: Request) -> Runtime:
@@ -29,20 +30,55 @@ async def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def get_db(runtime: RuntimeDep) -> Iterator[Session]:
-    """One transaction per request, committed before the response is sent.
+async def get_db(runtime: RuntimeDep) -> AsyncIterator[Session]:
+    """One transaction per request, committed before the response is sent (the rules of
+    ``_end``). Opening the session does no I/O (it connects on first use, on the
+    endpoint's worker thread), so only the commit and the close take a trip to a worker
+    thread, together."""
+    session = runtime.factory()
+    session.begin()
+    commit = True
+    try:
+        yield session
+    except BaseException as exc:
+        commit = _keeps(exc)
+        raise
+    finally:
+        await run_in_threadpool(_end, session, commit)
 
-    A domain error rolls it back, unless the error says its record must stay.
-    """
-    with runtime.factory() as session:
-        session.begin()
-        try:
-            yield session
-        except PrivaultError as exc:
-            if exc.keeps_changes:
-                session.commit()
-            raise
-        session.commit()
+
+async def in_transaction(runtime: Runtime, work: Callable[[Session], T]) -> T:
+    """``work`` in a transaction of its own, on a worker thread, committed as ``get_db``
+    commits: for a hot endpoint, whose whole database work takes one trip to a worker
+    thread instead of one for the endpoint and one for the commit."""
+    return await run_in_threadpool(_transaction, runtime, work)
+
+
+def _transaction(runtime: Runtime, work: Callable[[Session], T]) -> T:
+    session = runtime.factory()
+    session.begin()
+    commit = True
+    try:
+        return work(session)
+    except BaseException as exc:
+        commit = _keeps(exc)
+        raise
+    finally:
+        _end(session, commit)
+
+
+def _keeps(exc: BaseException) -> bool:
+    """Whether a request that failed with ``exc`` still commits: a domain error rolls the
+    transaction back, unless it says its record must stay (a failed login's count)."""
+    return isinstance(exc, PrivaultError) and exc.keeps_changes
+
+
+def _end(session: Session, commit: bool) -> None:
+    try:
+        if commit:
+            session.commit()
+    finally:
+        session.close()
 
 
 DB = Annotated[Session, Depends(get_db, scope="function")]
@@ -76,14 +112,20 @@ async def get_viewer(request: Request, runtime: RuntimeDep, db: DB) -> Caller | 
     """The logged-in caller, or ``None`` for a visitor (also when the session has expired):
     for pages anyone may see, which show members more. A visitor costs no trip to a worker
     thread; a session is checked on one, as every database call is."""
+    if session_token(request) is None:
+        return None
+    return await run_in_threadpool(viewer, request, runtime, db)
+
+
+def viewer(request: Request, runtime: Runtime, db: Session) -> Caller | None:
+    """``get_viewer`` for code already on a worker thread (see ``in_transaction``)."""
     token = session_token(request)
     if token is None:
         return None
     try:
-        subject_id = await run_in_threadpool(runtime.accounts(db).authenticate, token)
+        return Caller(runtime.accounts(db).authenticate(token), token)
     except SessionInvalid:
         return None
-    return Caller(subject_id, token)
 
 
 ViewerDep = Annotated[Caller | None, Depends(get_viewer)]

@@ -10,12 +10,13 @@ from datetime import datetime
 
 from fastapi import APIRouter, Request, Response, status
 from pydantic import Field
+from sqlalchemy.orm import Session
 
 from privault.consent.analytics import MAX_URL, PageEvent
 from privault.consent.cookies import consent_id_from_cookie
 from privault.policy.model import CONSENT_COOKIE
 from privault.service.schemas import Strict
-from privault.web.deps import DB, RuntimeDep, ViewerDep
+from privault.web.deps import RuntimeDep, in_transaction, viewer
 
 router = APIRouter(tags=["analytics"])
 
@@ -42,16 +43,21 @@ class PageViewIn(Strict):
 
 
 @router.post("/analytics/events", status_code=status.HTTP_204_NO_CONTENT)
-def record_page_view(
-    body: PageViewIn, request: Request, viewer: ViewerDep, runtime: RuntimeDep, db: DB
-) -> Response:
+async def record_page_view(body: PageViewIn, request: Request, runtime: RuntimeDep) -> Response:
     """Count a page view. Refused (403 ``analytics_not_consented``, nothing stored) unless
     this browser's cookie choice accepts analytics. Tied to the person only when logged in."""
-    runtime.analytics(db).record(
-        PageEvent(body.visit, body.page, body.referrer),
-        consent_id=consent_id_from_cookie(request.cookies.get(CONSENT_COOKIE)),
-        subject_id=viewer.subject_id if viewer else None,
-        user_agent=request.headers.get("user-agent"),
-        ip=request.client.host if request.client else None,
-    )
+    event = PageEvent(body.visit, body.page, body.referrer)
+    consent_id = consent_id_from_cookie(request.cookies.get(CONSENT_COOKIE))
+
+    def work(db: Session) -> None:
+        caller = viewer(request, runtime, db)
+        runtime.analytics(db).record(
+            event,
+            consent_id=consent_id,
+            subject_id=caller.subject_id if caller else None,
+            user_agent=request.headers.get("user-agent"),
+            ip=request.client.host if request.client else None,
+        )
+
+    await in_transaction(runtime, work)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -12,6 +12,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field, StrictBool
+from sqlalchemy.orm import Session
 
 from privault.consent.cookies import (
     BannerCategory,
@@ -24,7 +25,7 @@ from privault.consent.cookies import (
 )
 from privault.policy.model import CONSENT_COOKIE
 from privault.service.schemas import Strict
-from privault.web.deps import DB, RuntimeDep, ViewerDep
+from privault.web.deps import RuntimeDep, in_transaction, viewer
 
 router = APIRouter(tags=["consent"])
 
@@ -121,43 +122,46 @@ def _out(runtime: RuntimeDep, choice: Choice | None, gpc: bool) -> ConsentOut:
 
 
 @router.get("/consent", response_model=ConsentOut)
-def read_consent(
-    request: Request, response: Response, viewer: ViewerDep, runtime: RuntimeDep, db: DB
-) -> ConsentOut:
+async def read_consent(request: Request, response: Response, runtime: RuntimeDep) -> ConsentOut:
     """The banner's categories and cookies, and this browser's live choice, if any
     (``ask`` is true when there is none: never given, expired, or given under another
     banner text, cookie list or policy version)."""
     gpc = _gpc(request)
-    choice = runtime.cookie_consents(db).current(
-        consent_id_from_cookie(request.cookies.get(CONSENT_COOKIE)),
-        subject_id=viewer.subject_id if viewer else None,
-        gpc=gpc,
-    )
+    consent_id = consent_id_from_cookie(request.cookies.get(CONSENT_COOKIE))
+
+    def work(db: Session) -> Choice | None:
+        caller = viewer(request, runtime, db)
+        return runtime.cookie_consents(db).current(
+            consent_id, subject_id=caller.subject_id if caller else None, gpc=gpc
+        )
+
+    choice = await in_transaction(runtime, work)
     response.headers["Cache-Control"] = NO_STORE
     return _out(runtime, choice, gpc)
 
 
 @router.put("/consent", response_model=ConsentOut)
-def give_consent(
-    body: ChoiceIn,
-    request: Request,
-    response: Response,
-    viewer: ViewerDep,
-    runtime: RuntimeDep,
-    db: DB,
+async def give_consent(
+    body: ChoiceIn, request: Request, response: Response, runtime: RuntimeDep
 ) -> ConsentOut:
     """Record this browser's choice (with ``Sec-GPC: 1``, advertising is stored as refused)
     and set the ``privault_consent`` cookie for as long as the choice holds. A cookie
     naming a choice made by another logged-in person is refused (403 ``consent_not_yours``);
     without a login such a cookie gets a new consent id instead."""
     gpc = _gpc(request)
-    choice = runtime.cookie_consents(db).record(
-        consent_id_from_cookie(request.cookies.get(CONSENT_COOKIE)),
-        body.choices,
-        subject_id=viewer.subject_id if viewer else None,
-        gpc=gpc,
-        ip=request.client.host if request.client else None,
-    )
+    consent_id = consent_id_from_cookie(request.cookies.get(CONSENT_COOKIE))
+
+    def work(db: Session) -> Choice:
+        caller = viewer(request, runtime, db)
+        return runtime.cookie_consents(db).record(
+            consent_id,
+            body.choices,
+            subject_id=caller.subject_id if caller else None,
+            gpc=gpc,
+            ip=request.client.host if request.client else None,
+        )
+
+    choice = await in_transaction(runtime, work)
     response.set_cookie(
         CONSENT_COOKIE,
         cookie_value(choice),
