@@ -195,6 +195,35 @@ def worker(
 
 
 @app.command()
+def sweep() -> None:
+    """Erase what has outlived its retention period (P6.2), except what a legal hold keeps,
+    in batches; prints the rows erased per category (counts, never content). The worker
+    does this once a day; safe to stop and to run again."""
+    rt = runtime()
+    retention = rt.retention_sweep()
+    expected = retention.expired()
+    with Progress(console=out, transient=True, disable=not out.is_terminal) as progress:
+        bars = {
+            table: progress.add_task(f"{table}", total=count or None)
+            for table, count in expected.items()
+            if count
+        }
+        report = retention.run(
+            by=OPERATOR,
+            progress=lambda table, rows: (
+                progress.advance(bars[table], rows) if table in bars else None
+            ),
+        )
+    for category in report.held:
+        out.print(f"{category}: kept by a legal hold on everyone's data")
+    counts = Table("category", "table", "rows erased", "months dropped", box=None)
+    for swept in report.swept:
+        counts.add_row(swept.category, swept.table, f"{swept.rows:,}", str(swept.partitions))
+    out.print(counts)
+    out.print(f"{report.rows:,} row(s) erased (run {report.run_id})")
+
+
+@app.command()
 def demo(
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to bind.")] = 8000,

@@ -196,7 +196,9 @@ def insert_new_rows(
     if is_postgres(session):
         sql = (
             f"INSERT INTO {table.name} ({names}) "  # noqa: S608 - names from the model
-            f"VALUES ({', '.join(['%s'] * len(columns))}) ON CONFLICT ({key}) DO NOTHING "
+            # No conflict target: a partitioned table's unique key includes its partition
+            # column (call records: call id and start), so no index is on ``key`` alone.
+            f"VALUES ({', '.join(['%s'] * len(columns))}) ON CONFLICT DO NOTHING "
             f"RETURNING {key}"
         )
         cursor = cast("psycopg.Cursor[tuple[Any, ...]]", session.connection().connection.cursor())

@@ -13,7 +13,7 @@ from privault.consent.models import (
 from privault.mail.models import InboundMail, RequestConfirmation
 from privault.notify.models import OutboxMessage
 from privault.policy.store import PolicyVersion
-from privault.retention.models import LegalHold, LegalHoldSubject
+from privault.retention.models import LegalHold, LegalHoldSubject, SweepErased, SweepRun
 from privault.rights.models import (
     ExportDownload,
     RetainedRecord,
@@ -78,6 +78,8 @@ __all__ = [
     "Subject",
     "SubjectKey",
     "Subscriber",
+    "SweepErased",
+    "SweepRun",
     "Username",
     "Visit",
 ]

@@ -31,6 +31,8 @@ from privault.notify.transport import MaildirTransport, SmtpTransport
 from privault.policy.model import Policy
 from privault.policy.store import PolicyStore
 from privault.retention.holds import HoldService
+from privault.retention.partitions import Partitions
+from privault.retention.sweep import RetentionSweep
 from privault.rights.engine import RightsEngine
 from privault.rights.erasure import Eraser
 from privault.rights.service import RightsService
@@ -94,6 +96,14 @@ class Runtime:
         )
 
     @cached_property
+    def partitions(self) -> Partitions:
+        """The monthly partitions known to exist (PostgreSQL), remembered for this process."""
+        return Partitions()
+
+    def retention_sweep(self) -> RetentionSweep:
+        return RetentionSweep(self.factory, self.policy, self.clock, self.partitions)
+
+    @cached_property
     def cookie_versions(self) -> CookieVersions:
         """The banner text, cookie list and policy versions a cookie choice is given under."""
         return CookieVersions.of(self.policy, self.policy_version)
@@ -108,7 +118,9 @@ class Runtime:
         return NoCountries() if path is None else CsvCountries(path)
 
     def analytics(self, session: Session) -> Analytics:
-        return Analytics(session, self.cookie_consents(session), self.countries, self.clock)
+        return Analytics(
+            session, self.cookie_consents(session), self.countries, self.clock, self.partitions
+        )
 
     def channel_consents(self, session: Session, source: str = "api") -> ChannelConsents:
         return ChannelConsents(
@@ -161,7 +173,9 @@ class Runtime:
         return NumberListService(session, self.vault, self.audit, self.clock)
 
     def cdrs(self, session: Session, source: str = "api") -> CdrService:
-        return CdrService(session, self.vault, self.audit, self.clock, source=source)
+        return CdrService(
+            session, self.vault, self.audit, self.clock, self.partitions, source=source
+        )
 
     def dial_ins(self, session: Session) -> DialInService:
         return DialInService(session, self.audit, self.clock)

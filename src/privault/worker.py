@@ -23,11 +23,16 @@ class Worker:
 
     def sweep_once(self) -> int:
         """One pass: requests by mail whose confirmation link expired refused, requests
-        carried forward (their mail queued), then mail sent."""
+        carried forward (their mail queued), mail sent, and once a day the retention
+        sweep."""
         with self.runtime.transaction() as session:
             self.runtime.mail_intake(session).expire_unconfirmed()
         self.runtime.rights_engine().run_once()
-        return self.runtime.mailer().deliver_pending()
+        sent = self.runtime.mailer().deliver_pending()
+        retention = self.runtime.retention_sweep()
+        if retention.due():
+            retention.run()
+        return sent
 
     def run(self) -> None:
         """Sweep every ``interval`` seconds until ``stop`` (in this thread)."""

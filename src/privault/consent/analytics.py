@@ -35,6 +35,7 @@ from privault.consent.models import PageView, Visit
 from privault.db import new_id, table_of
 from privault.errors import Forbidden, InvalidInput
 from privault.policy.model import CookieCategory
+from privault.retention.partitions import Partitions
 from privault.service.messages import truncate_ip
 from privault.vault.crypto import token_digest
 
@@ -175,11 +176,13 @@ class Analytics:
         consents: CookieConsents,
         countries: CountryResolver,
         clock: Clock,
+        partitions: Partitions,
     ) -> None:
         self.session = session
         self.consents = consents
         self.countries = countries
         self.clock = clock
+        self.partitions = partitions
 
     def record(
         self,
@@ -217,6 +220,7 @@ class Analytics:
                 "analytics cookies are not accepted in this browser's cookie choice"
             )
         now = self.clock.now()
+        self.partitions.ensure(self.session, "analytics_page_views", (now,))
         self.session.execute(
             _INSERT_VIEW,
             {

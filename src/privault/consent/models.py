@@ -31,6 +31,7 @@ def _subject(*, nullable: bool) -> Mapped[Any]:
 
 @personal_data(
     "device",
+    kept_from="given_at",
     exported=(
         "id",
         "choices",
@@ -70,6 +71,7 @@ class CookieConsent(Base):
     encrypted=("email_ct", "name_ct"),
     indexed=("email_index",),
     exported=("id", "email_ct", "name_ct", "created_at", "confirmed_at", "last_activity_at"),
+    kept_from="last_activity_at",
 )
 class Subscriber(Base):
     """Someone who gave an address for newsletters or marketing mail, with or without an
@@ -93,6 +95,7 @@ class Subscriber(Base):
 @personal_data(
     "newsletter",
     exported=("id", "channel", "given", "source", "policy_version", "at"),
+    kept_from="at",
 )
 class ChannelConsent(Base):
     """One consent given or withdrawn for a channel (P3.8, P3.16): ``newsletter``,
@@ -126,7 +129,7 @@ class OptInLink(Base):
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
-@personal_data("newsletter", exported=("id", "channel", "template", "sent_at"))
+@personal_data("newsletter", exported=("id", "channel", "template", "sent_at"), kept_from="sent_at")
 class MarketingSend(Base):
     """A marketing mail or letter sent to a person: what the monthly cap counts (P0.2)."""
 
@@ -141,6 +144,7 @@ class MarketingSend(Base):
 
 @personal_data(
     "device",
+    kept_from="started_at",
     exported=(
         "id",
         "started_at",
@@ -170,7 +174,7 @@ class Visit(Base):
     os: Mapped[str | None] = mapped_column(String(60))
 
 
-@personal_data("visits", exported=("id", "visit_id", "page", "referrer", "at"))
+@personal_data("visits", exported=("id", "visit_id", "page", "referrer", "at"), kept_from="at")
 class PageView(Base):
     """One page view of a visit (P2.2): the page, where the visitor came from, when.
     Visit length and navigation paths are computed from these."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, String, Text
+from sqlalchemy import BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from privault.db import Base
@@ -39,3 +39,31 @@ class LegalHoldSubject(Base):
         String(32), ForeignKey("legal_holds.id", ondelete="CASCADE"), primary_key=True
     )
     subject_id: Mapped[str] = mapped_column(String(32), primary_key=True, index=True)
+
+
+class SweepRun(Base):
+    """One run of the retention sweep (P6.2): when, by whom, and (in ``SweepErased``) how
+    many rows of which category it erased; never what they held."""
+
+    __tablename__ = "retention_runs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    by: Mapped[str] = mapped_column(String(80))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    #: None while it runs, or when it stopped before the end (the next run goes on).
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SweepErased(Base):
+    """What one run erased from one table: the category, the count, and how many whole
+    monthly partitions were dropped (PostgreSQL)."""
+
+    __tablename__ = "retention_erased"
+
+    run_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("retention_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    table_name: Mapped[str] = mapped_column(String(60), primary_key=True)
+    category: Mapped[str] = mapped_column(String(40))
+    rows: Mapped[int] = mapped_column(BigInteger)
+    partitions: Mapped[int] = mapped_column(Integer, default=0)

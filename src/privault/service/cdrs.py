@@ -49,6 +49,7 @@ from sqlalchemy.orm import Session
 from privault.access.audit import AuditLog, Event
 from privault.clock import Clock
 from privault.db import binder, insert_new_rows, rows_where_in
+from privault.retention.partitions import Partitions
 from privault.service.errors import CdrBatchTooLarge, InvalidTimezone
 from privault.service.models import CallRecord, Room
 from privault.service.phones import read_number
@@ -257,6 +258,7 @@ class CdrService:
         vault: Vault,
         audit: AuditLog,
         clock: Clock,
+        partitions: Partitions,
         *,
         source: str = "api",
     ) -> None:
@@ -264,6 +266,7 @@ class CdrService:
         self.vault = vault
         self.audit = audit
         self.clock = clock
+        self.partitions = partitions
         self.source = source
 
     def ingest(
@@ -449,4 +452,5 @@ class CdrService:
                     ingested,
                 )
             )
+        self.partitions.ensure(self.session, "call_records", (r.started_at for r in rows))
         return insert_new_rows(self.session, CallRecord, COLUMNS, values, key="call_id")

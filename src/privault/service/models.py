@@ -196,6 +196,7 @@ class NumberListEntry(Base):
 
 @personal_data(
     "call_records",
+    kept_from="started_at",
     encrypted=("caller_ct",),
     indexed=("caller_index",),
     exported=(
@@ -240,6 +241,8 @@ class CallRecord(Base):
 
 @personal_data(
     "transactions",
+    # A purchase or a donation is a contract performed at once: it ends when it is made.
+    kept_from="created_at",
     encrypted=(
         "billing_name_ct",
         "billing_address_ct",
@@ -331,6 +334,7 @@ class Post(Base):
 
 @personal_data(
     "communications",
+    kept_from="created_at",
     encrypted=("content_ct", "metadata_ct"),
     json=("metadata_ct",),
     exported=("id", "channel", "content_ct", "metadata_ct", "created_at"),

@@ -30,6 +30,10 @@ class PersonalTable:
     key: tuple[str, ...]
     #: Whether the person's export shows this table (their downloads themselves do not).
     in_export: bool
+    #: The time column the category's retention counts from for a row (when it was
+    #: collected, the contract ended, the person was last active); None for a table whose
+    #: category is kept while the account exists.
+    kept_from: str | None = None
 
     def row_id(self, row: Mapping[Any, Any]) -> str:
         """How a row is named in its sealed values' associated data (``vault.Field``)."""
@@ -53,13 +57,15 @@ def personal_data(
     exported: tuple[str, ...] = (),
     json: tuple[str, ...] = (),
     in_export: bool = True,
+    kept_from: str | None = None,
 ) -> Callable[[T], T]:
     """Class decorator for an ORM model holding personal data of ``category``."""
 
     def register(model: T) -> T:
         table = model.__tablename__  # type: ignore[attr-defined]
         columns = model.__table__.columns  # type: ignore[attr-defined]
-        for name in (subject_column, *encrypted, *indexed, *exported, *json):
+        named = (subject_column, *encrypted, *indexed, *exported, *json)
+        for name in (*named, kept_from) if kept_from else named:
             if name not in columns:
                 raise LookupError(f"data map: {table} has no column {name!r}")
         if not set(json) <= set(encrypted):
@@ -68,7 +74,16 @@ def personal_data(
             raise LookupError(f"data map: {table}: a blind index is never exported")
         key = tuple(column.name for column in model.__table__.primary_key.columns)  # type: ignore[attr-defined]
         REGISTRY[table] = PersonalTable(
-            table, category, subject_column, encrypted, indexed, exported, json, key, in_export
+            table,
+            category,
+            subject_column,
+            encrypted,
+            indexed,
+            exported,
+            json,
+            key,
+            in_export,
+            kept_from,
         )
         return model
 
