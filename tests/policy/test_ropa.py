@@ -239,6 +239,20 @@ def test_markdown_and_html_say_the_same(renderings: tuple[Doc, Doc]) -> None:
     assert len(markdown.tables) >= 10
 
 
+def test_markup_in_the_policy_is_shown_as_text_in_both(runtime: Runtime) -> None:
+    data = kallu_data()
+    odd = "Kallu <b>SAS</b> | *not bold* \\ `x` & co"
+    data["meta"]["controller"] = odd
+    policy = build_policy(data)
+    with runtime.factory() as session:
+        record = build_record(session, policy, 1, runtime.clock.now())
+    markdown, html = render(record, Format.MARKDOWN), render(record, Format.HTML)
+    assert "\\<b>SAS\\</b>" in markdown and "&lt;b&gt;SAS&lt;/b&gt;" in html
+    for doc in (read_markdown(markdown), read_html(html)[0]):
+        [(_, _, rows)] = [t for t in doc.tables if t[0].startswith("Controller")]
+        assert ("Controller", odd) in rows
+
+
 def test_the_html_is_well_formed_with_captions_and_scoped_headers(runtime: Runtime) -> None:
     html = render(record_of(runtime), Format.HTML)
     assert html.startswith('<!doctype html>\n<html lang="en">')
@@ -340,7 +354,7 @@ def test_p0_4_after_an_erasure_the_record_counts_what_the_law_keeps(served: Test
         assert holding.subjects == (held.subjects - 1 if held.subjects else 0), category
     assert after.holdings["transactions"].retained_records == 1
     assert after.holdings["transactions"].retained_subjects == 1
-    assert data_map(after)["Purchases and payments (transactions)"][4] == "1 records of 1 person"
+    assert data_map(after)["Purchases and payments (transactions)"][4] == "1 record of 1 person"
     assert staying.subject_id not in render(after, Format.MARKDOWN)
 
 

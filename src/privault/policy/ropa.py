@@ -139,7 +139,7 @@ def build_record(session: Session, policy: Policy, policy_version: int, now: dat
 def render(record: Record, fmt: Format) -> str:
     """The record as a Markdown or a standalone HTML document."""
     template = _templates.get_template("ropa.md" if fmt is Format.MARKDOWN else "ropa.html")
-    return template.render(record=record, made_at=_when(record.made_at))
+    return template.render(record=record)
 
 
 # --- Counting ------------------------------------------------------------------------------
@@ -472,8 +472,9 @@ def _duration(period: Duration) -> str:
 def _retained(category: Category, held: Holding) -> str:
     if category.retention.obligation is None and not held.retained_records:
         return "nothing: no legal obligation"
+    records = "record" if held.retained_records == 1 else "records"
     people = "person" if held.retained_subjects == 1 else "people"
-    return f"{held.retained_records} records of {held.retained_subjects} {people}"
+    return f"{held.retained_records} {records} of {held.retained_subjects} {people}"
 
 
 def _markdown_cell(text: str) -> str:
