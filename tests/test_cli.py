@@ -106,6 +106,7 @@ COMMANDS = [
     ["policy", "check"],
     ["keys", "rotate"],
     ["audit", "verify"],
+    ["ropa"],
 ]
 
 

@@ -38,6 +38,7 @@ from privault.notify.models import OutboxMessage
 from privault.notify.outbox import STATES as MAIL_STATES
 from privault.notify.transport import MaildirTransport
 from privault.policy.loader import load_policy
+from privault.policy.ropa import Format, build_record, render
 from privault.rights.service import Refusal, RequestView, State
 from privault.runtime import Runtime, open_runtime, prepare
 from privault.service.cdr_csv import read_master_csv
@@ -260,6 +261,32 @@ def policy_check(
         f"{file}: valid: {len(policy.categories)} categories, {len(policy.purposes)} purposes, "
         f"{len(policy.recipients)} recipients, {len(policy.cookies)} cookies"
     )
+
+
+@app.command()
+def ropa(
+    output_format: Annotated[
+        Format, typer.Option("--format", help="md (Markdown) or html (a standalone page).")
+    ] = Format.MARKDOWN,
+    output: Annotated[
+        Path | None, typer.Option(help="Write it to this file instead of standard output.")
+    ] = None,
+) -> None:
+    """The record of processing activities (GDPR Art. 30): purposes, legal bases, data
+    subjects, categories, recipients, transfers, retention and security measures from the
+    policy, and the people and records the database holds now per category."""
+    rt = runtime()
+    with rt.factory() as session:
+        record = build_record(session, rt.policy, rt.policy_version, rt.clock.now())
+    text = render(record, output_format)
+    if output is None:
+        sys.stdout.write(text)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise Failed(f"cannot write {output}: {exc.strerror}") from None
+    out.print(f"record of processing activities written to {output}", markup=False)
 
 
 @keys_app.command("rotate")

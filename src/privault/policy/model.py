@@ -132,6 +132,11 @@ class OptMode(StrEnum):
     OPT_OUT = "opt_out"
 
 
+class MeasureKind(StrEnum):
+    TECHNICAL = "technical"
+    ORGANISATIONAL = "organisational"
+
+
 # --- The sections of the file ------------------------------------------------------------
 
 
@@ -148,6 +153,9 @@ class Meta(_Entry):
     effective_date: date
     website: WebAddress
     supervisory_authority: Text
+    #: Art. 30(1)(a): the data protection officer and the representative (Art. 27), if any.
+    dpo: Text | None = None
+    representative: Text | None = None
 
 
 class Retention(_Entry):
@@ -358,6 +366,24 @@ class Marketing(_Entry):
         return value
 
 
+class DataSubjects(_Entry):
+    """A kind of person whose data the policy covers (Art. 30(1)(c)) and their categories."""
+
+    title: Text
+    description: Text
+    categories: IdList
+
+
+class SecurityMeasure(_Entry):
+    """A technical or organisational measure that protects personal data (Art. 30(1)(g),
+    Art. 32). Only what the code or the organisation really does."""
+
+    title: Text
+    kind: MeasureKind
+    description: Text
+    promises: Annotated[tuple[Promise, ...], AfterValidator(distinct)] = ()
+
+
 class ProseSection(_Entry):
     title: Text
     paragraphs: Annotated[tuple[Text, ...], Field(min_length=1)]
@@ -378,7 +404,33 @@ class Policy(_Entry):
     roles: Annotated[dict[Id, Role], Field(min_length=1)]
     rights: Rights
     marketing: Marketing
+    # Required, but defaulted so that a missing section gets the reason below rather than
+    # "required key is missing": the record of processing needs both (Art. 30(1)(c), (g)).
+    subjects: dict[Id, DataSubjects] = Field(default_factory=dict, validate_default=True)
+    security: dict[Id, SecurityMeasure] = Field(default_factory=dict, validate_default=True)
     prose: dict[SectionKey, ProseSection] = Field(default_factory=dict)
+
+    @field_validator("subjects")
+    @classmethod
+    def _subjects_listed(cls, value: dict[str, DataSubjects]) -> Any:
+        if not value:
+            raise invalid(
+                "missing",
+                "required: the kinds of people whose data is processed, each with its "
+                "categories (GDPR Art. 30(1)(c))",
+            )
+        return value
+
+    @field_validator("security")
+    @classmethod
+    def _security_listed(cls, value: dict[str, SecurityMeasure]) -> Any:
+        if not value:
+            raise invalid(
+                "missing",
+                "required: the technical and organisational measures that protect the data "
+                "(GDPR Art. 30(1)(g), Art. 32)",
+            )
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> Policy:
@@ -451,6 +503,13 @@ def _problems(policy: Policy) -> Iterator[tuple[str, str]]:
     for cid in policy.categories:
         if not policy.purposes_for(cid):
             yield f"categories.{cid}", "no purpose uses this category"
+    for sid, subjects in policy.subjects.items():
+        for category in subjects.categories:
+            if category not in policy.categories:
+                yield f"subjects.{sid}.categories", f"unknown category {category!r}"
+    for cid in policy.categories:
+        if policy.subjects and not any(cid in s.categories for s in policy.subjects.values()):
+            yield f"categories.{cid}", "no kind of data subject in [subjects] lists this category"
     for rid, role in policy.roles.items():
         for purpose_id in role.purposes:
             if purpose_id not in policy.purposes:
