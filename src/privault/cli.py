@@ -32,6 +32,7 @@ from privault.config import Settings
 from privault.consent.analytics import load_device_rules
 from privault.consent.geo import CsvCountries, GeoIpFileInvalid
 from privault.consent.marketing import Letter
+from privault.disclosure.service import DisclosureBasis
 from privault.errors import PrivaultError
 from privault.logs import configure
 from privault.notify.models import OutboxMessage
@@ -572,6 +573,107 @@ def hold_list(
             state = "released" if h.released_at else "active"
             cells = [h.id, h.category or "all", h.kind, str(h.subjects), ends, state, h.reason]
             print("\t".join(cells))
+
+
+# -- the disclosure register ---------------------------------------------------------------
+
+disclose_app = typer.Typer(
+    help="The disclosure register: data given to a recipient of the policy (P4.2-P4.6).",
+    no_args_is_help=True,
+)
+app.add_typer(disclose_app, name="disclose")
+BASES = ", ".join(b.value for b in DisclosureBasis)
+
+
+@disclose_app.command("record")
+def disclose_record(
+    recipient: Annotated[
+        str, typer.Option(help="A recipient of the policy file, e.g. courts_and_authorities.")
+    ],
+    category: Annotated[list[str], typer.Option(help="A category disclosed; repeatable.")],
+    purpose: Annotated[str, typer.Option(help="A purpose of the policy, e.g. legal.")],
+    basis: Annotated[str, typer.Option(help=f"The legal basis: {BASES}.")],
+    requester: Annotated[
+        str, typer.Option(help="Who asked (an authority, a case); kept sealed, shown to staff.")
+    ],
+    staff: Annotated[str, typer.Option(help="The approving staff member, by name.")],
+    subject: Annotated[
+        list[str] | None, typer.Option(help="A person, by subject id; repeatable.")
+    ] = None,
+    email: Annotated[
+        list[str] | None, typer.Option(help="A person, by their registered address; repeatable.")
+    ] = None,
+    confidential: Annotated[
+        bool, typer.Option(help="A legal gag: not in the people's access exports.")
+    ] = False,
+) -> None:
+    """Record a disclosure approved by a staff member whose role allows its purpose and
+    the legal purpose; refused (and logged) when the policy does not allow it."""
+    rt = runtime()
+    with rt.transaction() as session:
+        approver = rt.staff(session).on_server(staff)
+        people = list(subject or [])
+        for address in email or []:
+            found = rt.accounts(session).subject_of(address)
+            if found is None:
+                raise Failed("no account has that email address")
+            people.append(found)
+        entry = rt.disclosures(session).disclose(
+            recipient,
+            people,
+            category,
+            purpose,
+            basis,
+            requester,
+            approver,
+            confidential=confidential,
+        )
+    out.print(
+        f"disclosure {entry.id} recorded: {entry.subjects} person(s), "
+        f"{', '.join(entry.categories)} to {entry.recipient_id}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@disclose_app.command("list")
+def disclose_list(
+    recipient: Annotated[str | None, typer.Option(help="Only those to this recipient.")] = None,
+    subject: Annotated[
+        str | None, typer.Option(help="Only those covering this person (subject id).")
+    ] = None,
+) -> None:
+    """The register, oldest first: when, to whom, why, on what basis, which categories, how
+    many people, who approved and who asked; gagged ones marked CONFIDENTIAL."""
+    rt = runtime()
+    with rt.factory() as session:
+        entries = rt.disclosures(session).register(recipient=recipient, subject=subject)
+    if not entries:
+        out.print("no disclosures", markup=False)
+        return
+    table = Table(
+        "id",
+        "when (UTC)",
+        "recipient",
+        "kind",
+        "country",
+        "purpose",
+        "basis",
+        "categories",
+        "people",
+        "approved by",
+        "requester",
+        "",
+    )
+    table.columns[0].no_wrap = True
+    for e in entries:
+        cells = [e.id, _when(e.created_at), e.recipient_id, e.recipient_kind, e.recipient_country]
+        cells += [e.purpose, e.legal_basis, ", ".join(e.categories), str(e.subjects)]
+        cells += [e.approved_by, e.requester, "CONFIDENTIAL" if e.confidential else ""]
+        table.add_row(*(Text(cell) for cell in cells))
+    width = out.measure(table, options=out.options.update_width(10_000)).maximum
+    Console(width=max(width, out.width)).print(table)
 
 
 # -- data-subject requests ------------------------------------------------------------------

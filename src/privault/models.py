@@ -10,6 +10,7 @@ from privault.consent.models import (
     Subscriber,
     Visit,
 )
+from privault.disclosure.models import Disclosure, DisclosureSubject
 from privault.mail.models import InboundMail, RequestConfirmation
 from privault.notify.models import OutboxMessage
 from privault.policy.store import PolicyVersion
@@ -48,6 +49,8 @@ __all__ = [
     "ChannelConsent",
     "CookieConsent",
     "DialInNumber",
+    "Disclosure",
+    "DisclosureSubject",
     "EmailVerification",
     "ExportDownload",
     "InboundMail",

@@ -23,6 +23,7 @@ from privault.consent.marketing import MarketingService
 from privault.consent.newsletter import Newsletter
 from privault.consent.unsubscribe import UnsubscribeLinks, Unsubscriber
 from privault.db import make_engine, make_sessionmaker, migrate
+from privault.disclosure.service import DisclosureService
 from privault.errors import PrivaultError
 from privault.mail.auth import DNS, Resolver
 from privault.mail.intake import MailIntake
@@ -74,8 +75,19 @@ class Runtime:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        with self.factory() as session, session.begin():
-            yield session
+        """A transaction committed at the end; a domain error rolls it back, unless it
+        says its record must stay (``keeps_changes``: a refusal and its access-log entry)."""
+        with self.factory() as session:
+            transaction = session.begin()
+            try:
+                yield session
+            except BaseException as exc:
+                if isinstance(exc, PrivaultError) and exc.keeps_changes:
+                    transaction.commit()
+                else:
+                    transaction.rollback()
+                raise
+            transaction.commit()
 
     def accounts(self, session: Session, source: str = "api") -> AccountService:
         return AccountService(
@@ -231,6 +243,18 @@ class Runtime:
             self.passwords,
             self.audit,
             self.clock,
+        )
+
+    def disclosures(self, session: Session, source: str = "cli") -> DisclosureService:
+        return DisclosureService(
+            session,
+            self.policy,
+            self.clock,
+            self.audit,
+            self.vault,
+            self.staff(session),
+            self.channel_consents(session, source),
+            source=source,
         )
 
     def rights_engine(self) -> RightsEngine:

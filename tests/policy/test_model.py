@@ -208,9 +208,9 @@ def test_p5_2_location_outside_adequacy_list_is_refused() -> None:
 
 def test_p5_2_adequacy_list_is_the_eea_plus_adequacy_decisions(policy: Policy) -> None:
     eu = "AT BE BG HR CY CZ DK EE FI FR DE GR HU IE IT LV LT LU MT NL PL PT RO SK SI ES SE"
-    for country in [*eu.split(), "IS", "LI", "NO", "CH", "GB", "JP", "KR", "US", "UY", "NZ"]:
+    for country in [*eu.split(), "IS", "LI", "NO", "CH", "GB", "JP", "KR", "US", "UY", "NZ", "BR"]:
         assert policy.is_adequate(country), country
-    for country in ("CN", "RU", "IN", "BR", "fr"):
+    for country in ("CN", "RU", "IN", "SA", "fr"):
         assert not policy.is_adequate(country), country
     assert "Data Privacy Framework" in policy.transfers.conditions["US"]
     for location in policy.locations:

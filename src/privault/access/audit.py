@@ -71,6 +71,8 @@ class Event(StrEnum):
     CONSENT_GIVEN = "consent:given"
     CONSENT_WITHDRAWN = "consent:withdrawn"
     MARKETING_SENT = "marketing:sent"
+    DISCLOSURE_RECORDED = "disclosure:recorded"
+    DISCLOSURE_REFUSED = "disclosure:refused"
 
 
 @dataclass(frozen=True)

@@ -269,6 +269,9 @@ class Location(_Entry):
 
 class Transfers(_Entry):
     adequacy: Annotated[tuple[Country, ...], Field(min_length=1), AfterValidator(distinct)]
+    #: When ``adequacy`` was last checked against the Commission's decisions (P5.2): the
+    #: list is only as good as that date, so it is required and shown where it decides.
+    checked: date
     conditions: dict[Country, Text] = Field(default_factory=dict)
 
     @model_validator(mode="after")

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from privault.clock import Clock, aware
 from privault.db import Base
+from privault.disclosure.service import DisclosureBasis, Received, recipients_of
 from privault.policy.model import Policy
 from privault.retention.holds import holds_covering
 from privault.rights.models import RightsRequest
@@ -332,6 +333,7 @@ class Exporter:
                 for h in holds_covering(self.session, self.clock, subject_id)
                 if not h.confidential
             ],
+            "disclosures": [self._disclosure(d) for d in recipients_of(self.session, subject_id)],
             "rights": RIGHTS,
             "complaint": meta.supervisory_authority,
             "automated_decisions": self.policy.rights.automated_decisions,
@@ -390,6 +392,30 @@ class Exporter:
             ],
             "countries": countries,
             "records": records,
+        }
+
+    def _disclosure(self, received: Received) -> dict[str, Any]:
+        """A disclosure that covered the person (Art. 15(1)(c)): who received which
+        categories, when, why and on what basis; never who asked, who may be someone else."""
+        titles = [
+            self.policy.categories[c].title if c in self.policy.categories else c
+            for c in received.categories
+        ]
+        purpose = self.policy.purposes.get(received.purpose)
+        basis = DisclosureBasis(received.legal_basis)
+        return {
+            "recipient": received.recipient,
+            "kind": received.kind,
+            "country": received.country,
+            "at": received.at.isoformat(),
+            "categories": list(received.categories),
+            "purpose": received.purpose,
+            "legal_basis": basis.value,
+            "text": (
+                f"On {received.at:%d %B %Y}, {received.recipient} ({received.kind}, "
+                f"{received.country}) received your data ({'; '.join(titles)}) for "
+                f"{(purpose.title if purpose else received.purpose).lower()}, {basis.text}."
+            ),
         }
 
     def _requests(self, subject_id: str) -> list[dict[str, Any]]:
