@@ -1,7 +1,7 @@
 """The disclosure register: disclosures, and the people each covered (in the data map)
 
 Revision ID: 0010
-Revises: 0009 (0008 on the disclosure branch, until it is merged after 0009)
+Revises: 0009
 Create Date: 2026-11-29 16:21:36
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 
 # Re-point to "0009" when merged after the branch that adds it.
 revision: str = "0010"
-down_revision: str | None = "0008"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
