@@ -18,6 +18,12 @@ class PrivaultError(Exception):
         self.detail = detail
 
 
+def keeps_changes(exc: BaseException) -> bool:
+    """Whether a transaction that failed with ``exc`` still commits: a domain error rolls
+    it back, unless it says its record must stay (a refused login, a refused disclosure)."""
+    return isinstance(exc, PrivaultError) and exc.keeps_changes
+
+
 class NotFound(PrivaultError):
     code = "not_found"
 

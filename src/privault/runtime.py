@@ -24,7 +24,7 @@ from privault.consent.newsletter import Newsletter
 from privault.consent.unsubscribe import UnsubscribeLinks, Unsubscriber
 from privault.db import make_engine, make_sessionmaker, migrate
 from privault.disclosure.service import DisclosureService
-from privault.errors import PrivaultError
+from privault.errors import PrivaultError, keeps_changes
 from privault.mail.auth import DNS, Resolver
 from privault.mail.intake import MailIntake
 from privault.notify.outbox import Mailer, Outbox
@@ -82,7 +82,7 @@ class Runtime:
             try:
                 yield session
             except BaseException as exc:
-                if isinstance(exc, PrivaultError) and exc.keeps_changes:
+                if keeps_changes(exc):
                     transaction.commit()
                 else:
                     transaction.rollback()

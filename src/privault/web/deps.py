@@ -10,7 +10,7 @@ from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from privault.errors import PrivaultError
+from privault.errors import keeps_changes
 from privault.runtime import Runtime
 from privault.service.errors import SessionInvalid
 from privault.service.pbx import PbxTokenInvalid, PbxTokenService
@@ -31,8 +31,8 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 async def get_db(runtime: RuntimeDep) -> AsyncIterator[Session]:
-    """One transaction per request, committed before the response is sent (the rules of
-    ``_end``). Opening the session does no I/O (it connects on first use, on the
+    """One transaction per request, committed before the response is sent, unless it failed
+    (see ``keeps_changes``). Opening the session does no I/O (it connects on first use, on the
     endpoint's worker thread), so only the commit and the close take a trip to a worker
     thread, together."""
     session = runtime.factory()
@@ -41,7 +41,7 @@ async def get_db(runtime: RuntimeDep) -> AsyncIterator[Session]:
     try:
         yield session
     except BaseException as exc:
-        commit = _keeps(exc)
+        commit = keeps_changes(exc)
         raise
     finally:
         await run_in_threadpool(_end, session, commit)
@@ -55,22 +55,8 @@ async def in_transaction(runtime: Runtime, work: Callable[[Session], T]) -> T:
 
 
 def _transaction(runtime: Runtime, work: Callable[[Session], T]) -> T:
-    session = runtime.factory()
-    session.begin()
-    commit = True
-    try:
+    with runtime.transaction() as session:
         return work(session)
-    except BaseException as exc:
-        commit = _keeps(exc)
-        raise
-    finally:
-        _end(session, commit)
-
-
-def _keeps(exc: BaseException) -> bool:
-    """Whether a request that failed with ``exc`` still commits: a domain error rolls the
-    transaction back, unless it says its record must stay (a failed login's count)."""
-    return isinstance(exc, PrivaultError) and exc.keeps_changes
 
 
 def _end(session: Session, commit: bool) -> None:
