@@ -188,6 +188,7 @@ def baseline_secs(runtime: Runtime, engine: Engine, subject_id: str) -> float:
             session,
             subject_id,
             [(Field("call_records", "caller_ct", r[0]), r[1]) for r in rows if r[1]],
+            purpose="legal",
         )
     secs = time.perf_counter() - start
     if len(rows) != OWN or not opened:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import subprocess
@@ -9,17 +10,22 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from fastapi.testclient import TestClient
 from httpx2 import Response
 from sqlalchemy import select
 
+from privault.clock import FrozenClock
 from privault.config import Settings
 from privault.notify.models import OutboxMessage
+from privault.notify.outbox import template_of
 from privault.runtime import Runtime
 from privault.service.errors import WeakPin
 from privault.service.models import Room
 from privault.service.pins import check_pin_strength
+from privault.staff import totp
+from privault.staff.service import NewStaff
 from privault.vault import Field
 
 
@@ -68,7 +74,11 @@ def mails(runtime: Runtime, subject_id: str, template: str) -> list[dict[str, An
         ).all()
         return [
             runtime.vault.decrypt_json(
-                session, subject_id, Field("outbox", "payload_ct", r.id), r.payload_ct
+                session,
+                subject_id,
+                Field("outbox", "payload_ct", r.id),
+                r.payload_ct,
+                purpose=template_of(template).purpose,
             )  # type: ignore[misc]
             for r in rows
             if r.payload_ct is not None
@@ -85,6 +95,23 @@ def api_error(response: Response, status: int, code: str | None = None) -> str:
     if code is not None:
         assert body["error"] == code, body
     return body["detail"]
+
+
+def add_staff(runtime: Runtime, name: str, role: str) -> NewStaff:
+    with runtime.transaction() as session:
+        return runtime.staff(session).add(name, role)
+
+
+def staff_login(client: TestClient, made: NewStaff, clock: FrozenClock) -> dict[str, str]:
+    """The headers of a staff session of ``made``, logged in with a code of ``clock``'s now."""
+    key = parse_qs(urlsplit(made.totp_uri).query)["secret"][0]
+    secret = base64.b32decode(key + "=" * (-len(key) % 8))
+    code = totp.code_at(secret, totp.step_of(clock.now()))
+    answer = client.post(
+        "/api/v1/staff/session", json={"name": made.name, "password": made.password, "code": code}
+    )
+    assert answer.status_code == 200, answer.text
+    return {"Authorization": f"Bearer {answer.json()['token']}"}
 
 
 def give_room_id(runtime: Runtime, subject_id: str, room_id: str) -> None:

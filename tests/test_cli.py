@@ -153,7 +153,10 @@ def test_policy_check_refuses_broken_files_in_one_line_naming_the_key_and_reason
 ) -> None:
     duration = broken_copy(tmp_path, "duration.toml", 'period = "P13M"', 'period = "P13X"')
     category = broken_copy(
-        tmp_path, "category.toml", 'categories = ["newsletter"]', 'categories = ["newsleter"]'
+        tmp_path,
+        "category.toml",
+        'categories = ["newsletter", "registration"]',
+        'categories = ["newsleter", "registration"]',
     )
     syntax = tmp_path / "syntax.toml"
     syntax.write_text(KALLU + "\n[recipients\n", encoding="utf-8")

@@ -891,6 +891,7 @@ def mail_show(
             actor=OPERATOR,
             subject_id=row.subject_id if row else None,
             categories=["registration"],
+            purpose="support",  # what became of a mail: the person's inquiry, usually
             detail={"mail": mail_id},
         )
     message = message_from_bytes(raw, _class=EmailMessage, policy=default_policy)

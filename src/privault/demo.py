@@ -67,7 +67,7 @@ def seed(runtime: Runtime) -> list[DemoPerson]:
                         for field, value in profile.items()
                     },
                 )
-            room_id = runtime.rooms(session).room_id_of(subject_id)
+            room_id = runtime.rooms(session).room_id_of(subject_id, purpose="administration")
             people.append(DemoPerson(email, password, name, room_id or "-"))
         staff = runtime.staff(session)
         if not any(m.name == STAFF_NAME for m in staff.members()):

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from privault.access.audit import AuditLog, Event
 from privault.access.models import AccessLogEntry
+from privault.access.purposes import Purposes
 from privault.clock import Clock, SystemClock
 from privault.config import Settings
 from privault.consent.analytics import Analytics
@@ -68,8 +69,9 @@ class Runtime:
     clock: Clock
 
     def __post_init__(self) -> None:
-        self.vault = Vault(self.keyring, self.clock)
         self.audit = AuditLog(self.keyring.secret("audit"), self.clock)
+        self.purposes = Purposes(self.policy, self.audit)
+        self.vault = Vault(self.keyring, self.purposes, self.clock)
         self.outbox = Outbox(self.vault, self.clock)
         self.passwords = Passwords(self.settings.argon2_time_cost, self.settings.argon2_memory_kib)
 
@@ -209,7 +211,8 @@ class Runtime:
 
         def address_of(subject_id: str) -> str | None:
             try:
-                return accounts.email_of(subject_id)
+                # To tell the person about their request: a legal obligation.
+                return accounts.email_of(subject_id, purpose="legal")
             except AccountNotFound:
                 return None
 

@@ -202,6 +202,7 @@ def test_p2_5_someone_without_an_account_subscribes_by_double_opt_in(
                 subject_id,
                 Field("subscribers", "email_ct", subscriber.id),
                 subscriber.email_ct,
+                purpose="newsletters",
             )
             == email
         )
@@ -358,6 +359,10 @@ def test_a_subscription_made_before_registering_moves_to_the_account(
     assert after.name_ct is not None
     with runtime.factory() as session:
         name = runtime.vault.decrypt(
-            session, account_id, Field("subscribers", "name_ct", after.id), after.name_ct
+            session,
+            account_id,
+            Field("subscribers", "name_ct", after.id),
+            after.name_ct,
+            purpose="newsletters",
         )
     assert name == "Lou"

@@ -16,6 +16,7 @@ from privault.mail.auth import Proof
 from privault.mail.intake import MailIntake, Outcome, Received
 from privault.mail.models import InboundMail
 from privault.notify.models import OutboxMessage
+from privault.notify.outbox import template_of
 from privault.rights.models import RightsRequest
 from privault.runtime import Runtime, open_runtime
 from privault.vault import Field
@@ -60,7 +61,11 @@ def all_mail(runtime: Runtime, template: str) -> list[dict[str, Any]]:
         ).all()
         return [
             runtime.vault.decrypt_json(
-                session, r.subject_id, Field("outbox", "payload_ct", r.id), r.payload_ct
+                session,
+                r.subject_id,
+                Field("outbox", "payload_ct", r.id),
+                r.payload_ct,
+                purpose=template_of(template).purpose,
             )  # type: ignore[misc]
             for r in rows
             if r.payload_ct is not None

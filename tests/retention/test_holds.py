@@ -67,7 +67,10 @@ def test_p6_3_a_hold_on_a_person_makes_their_erasure_wait_until_it_is_released(
     waiting = request_of(runtime, request_id)
     assert (waiting.state, waiting.step) == ("in_progress", "held")
     with runtime.transaction() as session:
-        assert runtime.accounts(session).email_of(alice.subject_id) == alice.email
+        assert (
+            runtime.accounts(session).email_of(alice.subject_id, purpose="administration")
+            == alice.email
+        )
         notes = [h.note for h in runtime.rights(session).history(request_id)]
     assert notes.count("waiting: 1 legal hold(s)") == 1  # said once, not at every sweep
 
@@ -117,7 +120,10 @@ def test_p6_3_a_hold_on_a_category_keeps_those_rows_and_erases_the_rest(
         ]
         assert kept[0].retain_until is not None
         opened = runtime.vault.open_retained(
-            Field("retained_records", "values_ct", "call_records/h1"), kept[0].values_ct
+            session,
+            Field("retained_records", "values_ct", "call_records/h1"),
+            kept[0].values_ct,
+            purpose="legal",
         )
         assert isinstance(opened, dict) and opened["caller"] == "+447700900123"
         assert session.scalar(select(func.count()).select_from(CallRecord)) == 1  # bob's

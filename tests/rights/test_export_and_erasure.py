@@ -126,9 +126,13 @@ def test_p9_1_the_export_holds_every_value_of_every_table_and_erasure_removes_th
         assert all(r.subject_id is None and r.details_ct is None for r in theirs)
     assert [r.source_table for r in kept] == ["purchases"]
     assert rows_per_table(runtime, subject_id) == {e.table: 0 for e in tables()}
-    opened = runtime.vault.open_retained(
-        Field("retained_records", "values_ct", f"purchases/{kept[0].source_row}"), kept[0].values_ct
-    )
+    with runtime.factory() as session:
+        opened = runtime.vault.open_retained(
+            session,
+            Field("retained_records", "values_ct", f"purchases/{kept[0].source_row}"),
+            kept[0].values_ct,
+            purpose="legal",
+        )
     assert isinstance(opened, dict) and opened["billing_name"] in values
 
     runtime.close()
@@ -137,7 +141,9 @@ def test_p9_1_the_export_holds_every_value_of_every_table_and_erasure_removes_th
     assert [v for v in values if v in caplog.text] == []
     other = open_runtime(fresh_settings)
     with other.transaction() as session:
-        assert other.accounts(session).email_of(other_id) == other_values[0]
+        assert (
+            other.accounts(session).email_of(other_id, purpose="administration") == other_values[0]
+        )
     other.close()
 
 
@@ -187,7 +193,7 @@ def test_p0_4_an_erasure_stopped_after_the_key_is_destroyed_is_finished_by_the_n
         assert request.last_error == "RuntimeError"
     assert rows_per_table(runtime, subject_id)["accounts"] == 1
     with runtime.factory() as session, pytest.raises(SubjectKeyMissing):
-        runtime.accounts(session).email_of(subject_id)
+        runtime.accounts(session).email_of(subject_id, purpose="administration")
 
     monkeypatch.undo()
     runtime.rights_engine().run_once()

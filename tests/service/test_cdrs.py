@@ -83,6 +83,7 @@ def caller_of(runtime: Runtime, record: CallRecord) -> str | None:
             record.subject_id,
             Field("call_records", "caller_ct", record.call_id),
             record.caller_ct,
+            purpose="service",
         )
 
 

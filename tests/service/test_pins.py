@@ -230,7 +230,7 @@ def test_p7_5_a_rotated_room_id_stops_working_at_once(
     assert desk.check(new_id, alice_pin) is True, "the PIN stays"
     with runtime.transaction() as session:
         assert runtime.rooms(session).owner_of(alice.room_id) is None
-        assert runtime.rooms(session).room_id_of(alice.subject_id) == new_id
+        assert runtime.rooms(session).room_id_of(alice.subject_id, purpose="service") == new_id
 
 
 def test_p7_5_the_pin_is_stored_only_as_a_keyed_hash(

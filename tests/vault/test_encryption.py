@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy.orm import Session
 
 from factories import Person, register
 from privault.config import Settings
@@ -20,6 +21,17 @@ from privault.service.accounts import AccountSummary
 from privault.service.profile import Change, Visibility
 from privault.vault import Field, Keyring, SubjectKeyMissing, TamperedCiphertext, Vault
 from privault.vault.models import SubjectKey
+
+#: Purposes that may read what these tests seal: the account (registration) and the profile.
+ACCOUNT = "administration"
+PROFILE = "personalisation"
+
+
+class NoReads:
+    """The purpose check of a vault that only seals and indexes."""
+
+    def require(self, session: Session, subject_id: str | None, table: str, purpose: str) -> None:
+        raise AssertionError("this vault reads nothing")
 
 
 def email_field(subject_id: str) -> Field:
@@ -55,7 +67,7 @@ def flipped(blob: bytes, position: int) -> bytes:
 
 def read_summary(runtime: Runtime, person: Person) -> AccountSummary:
     with runtime.transaction() as session:
-        return runtime.accounts(session).summary(person.subject_id)
+        return runtime.accounts(session).summary(person.subject_id, purpose="administration")
 
 
 def read_profile(runtime: Runtime, person: Person) -> dict[str, object]:
@@ -90,9 +102,12 @@ def test_p7_1_a_value_sealed_for_one_subject_opens_only_with_that_subjects_key(
     field = Field("profile_fields", "value_ct", "shared-row")
     with runtime.transaction() as session:
         blob = runtime.vault.encrypt(session, alice.subject_id, field, "Alice's secret")
-        assert runtime.vault.decrypt(session, alice.subject_id, field, blob) == "Alice's secret"
+        assert (
+            runtime.vault.decrypt(session, alice.subject_id, field, blob, purpose=PROFILE)
+            == "Alice's secret"
+        )
         with pytest.raises(TamperedCiphertext):
-            runtime.vault.decrypt(session, bob.subject_id, field, blob)
+            runtime.vault.decrypt(session, bob.subject_id, field, blob, purpose=PROFILE)
 
 
 def test_p7_1_sealing_the_same_value_twice_gives_different_ciphertexts(
@@ -109,15 +124,17 @@ def test_p7_1_a_fresh_vault_opens_values_through_the_wrapped_key_in_the_database
     runtime: Runtime, alice: Person
 ) -> None:
     runtime.vault.forget_cached_keys()
-    other = Vault(Keyring.load(runtime.keyring.path))
+    other = Vault(Keyring.load(runtime.keyring.path), runtime.purposes)
     with runtime.transaction() as session:
         account = runtime.accounts(session)
         blob = other.encrypt(session, alice.subject_id, email_field(alice.subject_id), "x@y.z")
         assert (
-            runtime.vault.decrypt(session, alice.subject_id, email_field(alice.subject_id), blob)
+            runtime.vault.decrypt(
+                session, alice.subject_id, email_field(alice.subject_id), blob, purpose=ACCOUNT
+            )
             == "x@y.z"
         )
-        assert account.summary(alice.subject_id).email == alice.email
+        assert account.summary(alice.subject_id, purpose="administration").email == alice.email
 
 
 # --- Tampering ----------------------------------------------------------------------------
@@ -266,7 +283,7 @@ def test_p7_1_shredding_makes_every_value_of_the_subject_unreadable(
     set_profile(runtime, alice, name="Alice Example")
     with runtime.transaction() as session:
         runtime.vault.shred(session, alice.subject_id)
-    for vault in (runtime.vault, Vault(Keyring.load(runtime.keyring.path))):
+    for vault in (runtime.vault, Vault(Keyring.load(runtime.keyring.path), runtime.purposes)):
         with runtime.transaction() as session:
             with pytest.raises(SubjectKeyMissing):
                 vault.decrypt(
@@ -274,6 +291,7 @@ def test_p7_1_shredding_makes_every_value_of_the_subject_unreadable(
                     alice.subject_id,
                     email_field(alice.subject_id),
                     email_ct(connection, alice.subject_id),
+                    purpose=ACCOUNT,
                 )
             with pytest.raises(SubjectKeyMissing):
                 vault.encrypt_many(session, [(alice.subject_id, email_field("x"), "x")])
@@ -292,7 +310,9 @@ def test_p2_3_the_blind_index_is_deterministic_and_finds_the_account(
 ) -> None:
     digest = runtime.vault.blind_index("email", alice.email)
     assert digest == runtime.vault.blind_index("email", alice.email)
-    assert digest == Vault(Keyring.load(runtime.keyring.path)).blind_index("email", alice.email)
+    assert digest == Vault(Keyring.load(runtime.keyring.path), NoReads()).blind_index(
+        "email", alice.email
+    )
     assert len(digest) == 32
     assert (
         stored(
@@ -303,8 +323,8 @@ def test_p2_3_the_blind_index_is_deterministic_and_finds_the_account(
 
 
 def test_p7_1_the_blind_index_is_keyed_by_the_keyring(tmp_path: Path) -> None:
-    one = Vault(Keyring.create(tmp_path / "one.json"))
-    two = Vault(Keyring.create(tmp_path / "two.json"))
+    one = Vault(Keyring.create(tmp_path / "one.json"), NoReads())
+    two = Vault(Keyring.create(tmp_path / "two.json"), NoReads())
     email = "carol.blind@example.com"
     assert one.blind_index("email", email) != two.blind_index("email", email)
     assert one.blind_index("email", email) != one.blind_index("phone", email)
@@ -330,11 +350,15 @@ def test_p7_1_encrypt_many_round_trips_and_binds_each_value_to_its_place(
         assert len({blob[1:13] for blob in sealed}) == len(items)  # distinct nonces
         runtime.vault.forget_cached_keys()
         for (subject_id, field, value), blob in zip(items, sealed, strict=True):
-            assert runtime.vault.decrypt(session, subject_id, field, blob) == value
+            assert runtime.vault.decrypt(session, subject_id, field, blob, purpose=PROFILE) == value
         with pytest.raises(TamperedCiphertext):
-            runtime.vault.decrypt(session, alice.subject_id, items[2][1], sealed[0])
+            runtime.vault.decrypt(
+                session, alice.subject_id, items[2][1], sealed[0], purpose=PROFILE
+            )
         with pytest.raises(TamperedCiphertext):
-            runtime.vault.decrypt(session, alice.subject_id, items[0][1], sealed[1])
+            runtime.vault.decrypt(
+                session, alice.subject_id, items[0][1], sealed[1], purpose=PROFILE
+            )
         assert runtime.vault.encrypt_many(session, []) == []
 
 

@@ -68,7 +68,11 @@ def test_p2_7_the_pbx_posts_a_json_batch_and_hears_back_per_row(
     with runtime.factory() as session:
         assert (
             runtime.vault.decrypt(
-                session, alice.subject_id, Field("call_records", "caller_ct", "j1"), first.caller_ct
+                session,
+                alice.subject_id,
+                Field("call_records", "caller_ct", "j1"),
+                first.caller_ct,
+                purpose="service",
             )
             == UK_MOBILE
         )

@@ -34,7 +34,11 @@ def rows(runtime: Runtime, **where: Any) -> list[Message]:
 def metadata_of(runtime: Runtime, row: Message) -> Any:
     with runtime.transaction() as session:
         return runtime.vault.decrypt_json(
-            session, row.subject_id, Field("messages", "metadata_ct", row.id), row.metadata_ct
+            session,
+            row.subject_id,
+            Field("messages", "metadata_ct", row.id),
+            row.metadata_ct,
+            purpose="support",
         )
 
 

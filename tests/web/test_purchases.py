@@ -163,6 +163,7 @@ def test_p2_8_personal_fields_are_stored_encrypted(
             alice.subject_id,
             Field("purchases", "card_last4_ct", purchase_id),
             row.card_last4_ct or b"",
+            purpose="billing",
         )
     assert opened == "4242"
     stored = stored_bytes(runtime)

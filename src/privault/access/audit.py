@@ -67,6 +67,8 @@ class Event(StrEnum):
     STAFF_SESSION_OPENED = "staff_session:opened"
     STAFF_SESSION_REFUSED = "staff_session:refused"
     STAFF_PURPOSE_REFUSED = "staff:purpose_refused"
+    STAFF_READ = "staff:read"
+    PURPOSE_REFUSED = "purpose:refused"
     POLICY_LOADED = "policy:loaded"
     CONSENT_GIVEN = "consent:given"
     CONSENT_WITHDRAWN = "consent:withdrawn"

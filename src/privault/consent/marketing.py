@@ -370,7 +370,9 @@ class MarketingService:
     def _mail_address(self, subject_id: str, segment: Segment) -> str | None:
         """A newsletter goes to the subscribed address; other marketing to the account's
         address, else a subscribed one, as far as the marketing purpose may use each."""
-        allowed = {"newsletter"} if segment is Segment.NEWSLETTER else self._mail_categories()
+        newsletter = segment is Segment.NEWSLETTER
+        purpose = NEWSLETTERS if newsletter else MARKETING
+        allowed = {"newsletter"} if newsletter else self._mail_categories()
         if "registration" in allowed:
             account = self.session.get(Account, subject_id)
             if account is not None and account.closed_at is None:
@@ -379,6 +381,7 @@ class MarketingService:
                     subject_id,
                     Field("accounts", "email_ct", subject_id),
                     account.email_ct,
+                    purpose=purpose,
                 )
         if "newsletter" in allowed:
             subscriber = self.session.scalar(
@@ -393,6 +396,7 @@ class MarketingService:
                     subject_id,
                     Field("subscribers", "email_ct", subscriber.id),
                     subscriber.email_ct,
+                    purpose=purpose,
                 )
         return None
 
@@ -407,7 +411,11 @@ class MarketingService:
             return None
         name, address = (
             self.vault.decrypt(
-                self.session, subject_id, Field("purchases", f"{column}_ct", purchase.id), blob
+                self.session,
+                subject_id,
+                Field("purchases", f"{column}_ct", purchase.id),
+                blob,
+                purpose=MARKETING,
             )
             for column, blob in (
                 ("billing_name", purchase.billing_name_ct),

@@ -30,6 +30,8 @@ from privault.vault.crypto import token_digest
 
 #: The blind-index kind of subscribers' addresses (accounts use "email").
 INDEX_KIND = "newsletter_email"
+#: The policy's purpose for everything here.
+NEWSLETTERS = "newsletters"
 LINK_DAYS = 7
 #: A new confirmation link goes to an address at most this often, however often it is given.
 LINK_INTERVAL = timedelta(minutes=10)
@@ -182,7 +184,11 @@ class Newsletter:
         the sealed values are opened under the old subject and sealed under the account's."""
         opened = {
             column: self.vault.decrypt(
-                self.session, subscriber.subject_id, _field(subscriber.id, column), blob
+                self.session,
+                subscriber.subject_id,
+                _field(subscriber.id, column),
+                blob,
+                purpose=NEWSLETTERS,
             )
             for column in ("email_ct", "name_ct")
             if (blob := getattr(subscriber, column)) is not None
@@ -193,7 +199,7 @@ class Newsletter:
         self.session.flush()
 
     def _subscribe_account(self, subject_id: str) -> None:
-        account = self.accounts.summary(subject_id)
+        account = self.accounts.summary(subject_id, purpose=NEWSLETTERS)
         if not account.email_verified:
             raise EmailUnverified(
                 "confirm your email address first: newsletters go only to a proven address"

@@ -54,6 +54,8 @@ from privault.vault.crypto import token_digest
 #: How long a confirmation link works.
 CONFIRM_DAYS = 7
 ACTOR = "mail:intake"
+#: Answering a data-subject request is a legal obligation (GDPR Art. 12-22).
+PURPOSE = "legal"
 
 
 class Outcome(StrEnum):
@@ -203,7 +205,7 @@ class MailIntake:
 
     def _address_of(self, subject_id: str) -> str | None:
         try:
-            return self.accounts.email_of(subject_id)
+            return self.accounts.email_of(subject_id, purpose=PURPOSE)
         except AccountNotFound:  # a room whose account is being erased
             return None
 
@@ -260,7 +262,7 @@ class MailIntake:
         self.outbox.enqueue(
             self.session,
             owner,
-            self.accounts.email_of(owner),
+            self.accounts.email_of(owner, purpose=PURPOSE),
             "rights_received",
             {
                 "kinds": _names(v.kind for v in views),

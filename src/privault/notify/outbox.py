@@ -38,6 +38,8 @@ class MailTemplate:
 
     subject: str
     kind: Kind = Kind.NOTICE
+    #: The policy's purpose for which the mail's address and words are opened to send it.
+    purpose: str = "notices"
 
     @property
     def unsubscribable(self) -> bool:
@@ -45,22 +47,26 @@ class MailTemplate:
         return self.kind is not Kind.NOTICE
 
 
+#: Answering data-subject requests is the purpose "legal" (a legal obligation, Art. 12-22).
+_RIGHTS = "legal"
 TEMPLATES: dict[str, MailTemplate] = {
     "verify_email": MailTemplate("Confirm your email address"),
     "account_closed": MailTemplate("Your account is closed"),
-    "rights_extended": MailTemplate("We need more time for your request"),
-    "rights_refused": MailTemplate("We cannot act on your request"),
-    "rights_completed": MailTemplate("Your request is done"),
-    "rights_export_ready": MailTemplate("Your data is ready to download"),
-    "erasure_done": MailTemplate("Your data is being erased"),
-    "erasure_held": MailTemplate("We must keep your data for now"),
-    "rights_received": MailTemplate("We have your request"),
-    "rights_confirm": MailTemplate("Confirm your request about your data"),
-    "rights_pending": MailTemplate("Your request: we need to confirm it is yours"),
-    "request_incomplete": MailTemplate("Your request is missing something"),
-    "newsletter": MailTemplate("News from Kallu", Kind.NEWSLETTER),
-    "newsletter_confirm": MailTemplate("Confirm your newsletter subscription"),
-    "marketing": MailTemplate("News and offers from Kallu", Kind.MARKETING),
+    "rights_extended": MailTemplate("We need more time for your request", purpose=_RIGHTS),
+    "rights_refused": MailTemplate("We cannot act on your request", purpose=_RIGHTS),
+    "rights_completed": MailTemplate("Your request is done", purpose=_RIGHTS),
+    "rights_export_ready": MailTemplate("Your data is ready to download", purpose=_RIGHTS),
+    "erasure_done": MailTemplate("Your data is being erased", purpose=_RIGHTS),
+    "erasure_held": MailTemplate("We must keep your data for now", purpose=_RIGHTS),
+    "rights_received": MailTemplate("We have your request", purpose=_RIGHTS),
+    "rights_confirm": MailTemplate("Confirm your request about your data", purpose=_RIGHTS),
+    "rights_pending": MailTemplate("Your request: we need to confirm it is yours", purpose=_RIGHTS),
+    "request_incomplete": MailTemplate("Your request is missing something", purpose=_RIGHTS),
+    "newsletter": MailTemplate("News from Kallu", Kind.NEWSLETTER, "newsletters"),
+    "newsletter_confirm": MailTemplate(
+        "Confirm your newsletter subscription", purpose="newsletters"
+    ),
+    "marketing": MailTemplate("News and offers from Kallu", Kind.MARKETING, "marketing"),
 }
 #: Where a mail stands: waiting (perhaps for a retry), claimed by a sweep, sent, given up.
 STATES = ("pending", "sending", "sent", "failed")
@@ -313,7 +319,11 @@ class Mailer:
                 return None
             try:
                 payload = self.vault.decrypt_json(
-                    session, row.subject_id, Field("outbox", "payload_ct", row.id), row.payload_ct
+                    session,
+                    row.subject_id,
+                    Field("outbox", "payload_ct", row.id),
+                    row.payload_ct,
+                    purpose=template_of(row.template).purpose,
                 )
             except VaultError as exc:
                 # The person is erased (their key is gone): this mail can never be sent.

@@ -36,6 +36,9 @@ from privault.rights.models import RightsRequest
 from privault.vault import Field, Vault
 from privault.vault.datamap import PersonalTable, field_name, tables
 
+#: Answering an access or portability request, and keeping what the law obliges us to keep
+#: when erasing, are legal obligations: the purpose "legal", which may use every category.
+PURPOSE = "legal"
 SCHEMA = "privault-export"
 SCHEMA_VERSION = 1
 #: Fixed so the same data makes the same zip (and its hash can prove what was sent).
@@ -290,7 +293,7 @@ class Exporter:
             for row_id, blob in zip(row_ids, sealed, strict=True)
             if blob is not None
         ]
-        opened = iter(self.vault.decrypt_many(self.session, subject_id, places))
+        opened = iter(self.vault.decrypt_many(self.session, subject_id, places, purpose=PURPOSE))
         if column in entry.json:
             return [None if blob is None else json.loads(next(opened)) for blob in sealed]
         if len(places) == len(sealed):

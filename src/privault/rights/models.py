@@ -14,10 +14,12 @@ from sqlalchemy import DateTime, ForeignKey, Integer, LargeBinary, String, Text,
 from sqlalchemy.orm import Mapped, mapped_column
 
 from privault.db import Base
-from privault.vault.datamap import personal_data
+from privault.vault.datamap import outside_the_map, personal_data
 from privault.vault.models import SUBJECT_ID
 
 
+# What the person wrote with the request is their correspondence with us.
+@outside_the_map("communications")
 class RightsRequest(Base):
     __tablename__ = "rights_requests"
 

@@ -33,11 +33,14 @@ from privault.rights.errors import (
     RequestNotFound,
     UnknownRequestKind,
 )
-from privault.rights.export import Exporter, ExportKind
+from privault.rights.export import PURPOSE, Exporter, ExportKind
 from privault.rights.models import ExportDownload, RightsRequest, RightsRequestEvent
 from privault.vault import Field, Vault
 from privault.vault.crypto import token_digest
+from privault.vault.datamap import category_of
 
+#: The categories of what a person wrote with a request, for the record of a staff read.
+DETAILS_CATEGORIES = (category_of(RightsRequest.__tablename__),)
 #: Longest free text kept with a request, a refusal or an extension.
 MAX_TEXT = 2000
 
@@ -368,7 +371,9 @@ class RightsService:
         if self.clock.now() >= aware(found.expires_at):
             raise DownloadGone("this link has expired: ask for a new export")
         field = Field("export_downloads", "archive_ct", found.id)
-        raw = self.vault.decrypt_bytes(self.session, subject_id, field, found.archive_ct)
+        raw = self.vault.decrypt_bytes(
+            self.session, subject_id, field, found.archive_ct, purpose=PURPOSE
+        )
         found.used_at = self.clock.now()
         found.archive_ct = None
         return raw
@@ -424,7 +429,9 @@ class RightsService:
         if request.details_ct is None or request.subject_id is None:
             return None
         field = Field("rights_requests", "details_ct", request.id)
-        return self.vault.decrypt(self.session, request.subject_id, field, request.details_ct)
+        return self.vault.decrypt(
+            self.session, request.subject_id, field, request.details_ct, purpose=PURPOSE
+        )
 
     # -- helpers -------------------------------------------------------------------------
 

@@ -249,7 +249,7 @@ class AccountService:
             raise AccountNotFound("no such account")
         if not self.passwords.verify(account.password_hash, current):
             raise InvalidCredentials("the current password is wrong")
-        check_strength(new, email=self.email_of(subject_id))
+        check_strength(new, email=self.email_of(subject_id, purpose="security"))
         account.password_hash = self.passwords.hash(new)
         others = delete(LoginSession).where(LoginSession.subject_id == subject_id)
         if keep_token is not None:
@@ -275,7 +275,7 @@ class AccountService:
         if account is None:
             raise SessionInvalid("log in first: the session is missing or has expired")
         now = self.clock.now()
-        email = self.email_of(subject_id)
+        email = self.email_of(subject_id, purpose="notices")
         account.closed_at = now
         self.session.execute(delete(LoginSession).where(LoginSession.subject_id == subject_id))
         self.session.execute(
@@ -341,7 +341,8 @@ class AccountService:
                 )
                 account.email_verified_at = None
                 self.session.flush()
-                self._send_verification(subject_id, address, self.summary(subject_id).display_name)
+                shown = self.summary(subject_id, purpose="administration").display_name
+                self._send_verification(subject_id, address, shown)
                 changed.append("email")
         self.audit.record(
             self.session,
@@ -352,7 +353,7 @@ class AccountService:
             categories=["registration"],
             detail={"fields": changed},
         )
-        return self.summary(subject_id)
+        return self.summary(subject_id, purpose="administration")
 
     def require_recent_login(self, subject_id: str, token: str, to: str) -> None:
         """Step-up for what cannot be undone or exposes everything (closing, exporting):
@@ -372,11 +373,13 @@ class AccountService:
         index = self._email_index(email.strip())
         return self.session.scalar(select(Account.subject_id).where(Account.email_index == index))
 
-    def email_of(self, subject_id: str) -> str:
-        return self.summary(subject_id).email
+    def email_of(self, subject_id: str, *, purpose: str) -> str:
+        """The registered address, read for ``purpose``."""
+        return self.summary(subject_id, purpose=purpose).email
 
-    def summary(self, subject_id: str) -> AccountSummary:
-        """The account's own data, decrypted for the account's owner."""
+    def summary(self, subject_id: str, *, purpose: str) -> AccountSummary:
+        """The account's own data, read for ``purpose`` (``PurposeNotAllowed`` unless the
+        policy lets it use registration data)."""
         account = self.session.get(Account, subject_id)
         if account is None:
             raise AccountNotFound("no such account")
@@ -387,6 +390,7 @@ class AccountService:
                 subject_id,
                 Field("accounts", "display_name_ct", subject_id),
                 account.display_name_ct,
+                purpose=purpose,
             )
         return AccountSummary(
             email=self.vault.decrypt(
@@ -394,6 +398,7 @@ class AccountService:
                 subject_id,
                 Field("accounts", "email_ct", subject_id),
                 account.email_ct,
+                purpose=purpose,
             ),
             display_name=name,
             email_verified=account.email_verified_at is not None,

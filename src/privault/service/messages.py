@@ -28,6 +28,8 @@ from privault.service.errors import MessageNotFound
 from privault.service.models import Message
 from privault.vault import Field, Vault
 
+#: What people write to us is read to deal with their inquiries and complaints.
+PURPOSE = "support"
 MAX_SUBJECT = 200
 MAX_BODY = 10_000
 
@@ -172,13 +174,17 @@ class MessageService:
 
     def _view(self, row: Message) -> MessageView:
         content, meta = _fields(row.id)
-        metadata = self.vault.decrypt_json(self.session, row.subject_id, meta, row.metadata_ct)
+        metadata = self.vault.decrypt_json(
+            self.session, row.subject_id, meta, row.metadata_ct, purpose=PURPOSE
+        )
         assert isinstance(metadata, dict)
         return MessageView(
             id=row.id,
             channel=Channel(row.channel),
             subject=metadata["subject"],
-            body=self.vault.decrypt(self.session, row.subject_id, content, row.content_ct),
+            body=self.vault.decrypt(
+                self.session, row.subject_id, content, row.content_ct, purpose=PURPOSE
+            ),
             received_at=aware(row.created_at),
             sender_email=metadata.get("sender_email"),
             ip_prefix=metadata.get("ip_prefix"),

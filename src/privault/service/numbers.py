@@ -31,6 +31,8 @@ from privault.service.models import DialInNumber, NumberList, NumberListEntry
 from privault.service.phones import Phone, parse_phone
 from privault.vault import Field, Vault
 
+#: A room owner's number lists are part of the service itself.
+PURPOSE = "service"
 MAX_LISTS = 100
 MAX_ENTRIES = 1000
 MAX_NAME = 100
@@ -191,7 +193,7 @@ class NumberListService:
         return self.vault.encrypt(self.session, subject_id, field, value)
 
     def _open(self, subject_id: str, field: Field, blob: bytes) -> str:
-        return self.vault.decrypt(self.session, subject_id, field, blob)
+        return self.vault.decrypt(self.session, subject_id, field, blob, purpose=PURPOSE)
 
     def _owned(self, subject_id: str, list_id: str) -> NumberList:
         row = self.session.get(NumberList, list_id)

@@ -130,7 +130,8 @@ class PinService:
         if room is None:
             raise RoomNotFound("this account has no room")
         rooms = RoomService(self.session, self.vault, self.audit, self.clock)
-        check_pin_strength(pin, rooms.room_id_of(subject_id))
+        # A PIN that repeats the Room ID guards nothing: keeping the room safe.
+        check_pin_strength(pin, rooms.room_id_of(subject_id, purpose="security"))
         room.pin_hash = pin_digest(self._pepper, subject_id, pin)
         room.pin_changed_at = self.clock.now()
         self.audit.record(

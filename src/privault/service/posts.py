@@ -25,6 +25,8 @@ from privault.service.models import Post, Username
 from privault.service.profile import Visibility
 from privault.vault import Field, Vault
 
+#: Usernames and posts exist to be published, as far as their settings allow.
+PURPOSE = "publication"
 MAX_BODY = 10_000
 _USERNAME = re.compile(r"[a-z0-9][a-z0-9_.-]{2,29}")
 
@@ -92,7 +94,11 @@ class PostService:
         if row is None:
             return None
         return self.vault.decrypt(
-            self.session, subject_id, Field("usernames", "username_ct", subject_id), row.username_ct
+            self.session,
+            subject_id,
+            Field("usernames", "username_ct", subject_id),
+            row.username_ct,
+            purpose=PURPOSE,
         )
 
     def choose_username(self, subject_id: str, raw: str) -> str:
@@ -141,7 +147,9 @@ class PostService:
     def _view(self, row: Post) -> PostView:
         return PostView(
             id=row.id,
-            body=self.vault.decrypt(self.session, row.subject_id, body_field(row.id), row.body_ct),
+            body=self.vault.decrypt(
+                self.session, row.subject_id, body_field(row.id), row.body_ct, purpose=PURPOSE
+            ),
             visibility=Visibility(row.visibility),
             created_at=aware(row.created_at),
             updated_at=aware(row.updated_at),

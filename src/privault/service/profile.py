@@ -132,14 +132,19 @@ class ProfileService:
         return clean
 
     def read(self, subject_id: str) -> dict[str, ProfileEntry]:
-        """Every profile field of the subject: unset ones as ``None`` and private."""
+        """Every profile field of the subject: unset ones as ``None`` and private. For the
+        person's own settings (the purpose personalisation)."""
         out = {name: ProfileEntry(None, Visibility.PRIVATE) for name in self.fields}
         for row in self.session.scalars(
             select(ProfileField).where(ProfileField.subject_id == subject_id)
         ):
             value = json.loads(
                 self.vault.decrypt(
-                    self.session, subject_id, _field(subject_id, row.field), row.value_ct
+                    self.session,
+                    subject_id,
+                    _field(subject_id, row.field),
+                    row.value_ct,
+                    purpose="personalisation",
                 )
             )
             out[row.field] = ProfileEntry(value, Visibility(row.visibility))
@@ -159,7 +164,11 @@ class ProfileService:
         found = {
             row.field: json.loads(
                 self.vault.decrypt(
-                    self.session, subject_id, _field(subject_id, row.field), row.value_ct
+                    self.session,
+                    subject_id,
+                    _field(subject_id, row.field),
+                    row.value_ct,
+                    purpose="publication",
                 )
             )
             for row in rows

@@ -20,7 +20,7 @@ from privault.clock import aware
 from privault.errors import InvalidInput
 from privault.service.errors import PersonNotFound
 from privault.service.models import Account, Post, Username
-from privault.service.posts import body_field, normalise_username
+from privault.service.posts import PURPOSE, body_field, normalise_username
 from privault.service.profile import ProfileService, Visibility
 from privault.vault import Vault
 
@@ -89,7 +89,9 @@ class PublicationService:
         posts = [
             PublicPost(
                 id=row.id,
-                body=self.vault.decrypt(self.session, owner, body_field(row.id), row.body_ct),
+                body=self.vault.decrypt(
+                    self.session, owner, body_field(row.id), row.body_ct, purpose=PURPOSE
+                ),
                 created_at=aware(row.created_at),
             )
             for row in rows

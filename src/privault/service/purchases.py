@@ -28,6 +28,8 @@ from privault.service.models import Purchase
 from privault.service.phones import parse_phone
 from privault.vault import Field, Vault
 
+#: A person's purchases, their statements and billing details, are read for billing.
+PURPOSE = "billing"
 MAX_ITEM = 120
 MAX_NAME = 200
 MAX_ADDRESS = 1000
@@ -289,7 +291,9 @@ class PurchaseService:
             opened[name] = (
                 None
                 if blob is None
-                else self.vault.decrypt(self.session, row.subject_id, _field(row.id, name), blob)
+                else self.vault.decrypt(
+                    self.session, row.subject_id, _field(row.id, name), blob, purpose=PURPOSE
+                )
             )
         assert opened["billing_name"] is not None and opened["payment_token"] is not None
         return PurchaseView(

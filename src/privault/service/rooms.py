@@ -70,12 +70,13 @@ class RoomService:
         )
         return room_id
 
-    def room_id_of(self, subject_id: str) -> str | None:
+    def room_id_of(self, subject_id: str, *, purpose: str) -> str | None:
+        """The Room ID of the subject's room, read for ``purpose``; ``None`` without a room."""
         room = self.session.get(Room, subject_id)
         if room is None:
             return None
         return self.vault.decrypt(
-            self.session, subject_id, self._field(subject_id), room.room_id_ct
+            self.session, subject_id, self._field(subject_id), room.room_id_ct, purpose=purpose
         )
 
     def owner_of(self, room_id: str) -> str | None:
@@ -92,7 +93,11 @@ class RoomService:
             raise RoomNotFound("this account has no room")
         return RoomOverview(
             room_id=self.vault.decrypt(
-                self.session, subject_id, self._field(subject_id), room.room_id_ct
+                self.session,
+                subject_id,
+                self._field(subject_id),
+                room.room_id_ct,
+                purpose="service",
             ),
             pin_set=room.pin_hash is not None,
             pin_changed_at=aware(room.pin_changed_at) if room.pin_changed_at else None,

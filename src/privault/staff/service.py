@@ -1,11 +1,13 @@
 """Staff accounts: a name, a role from the policy file, an Argon2id password and a TOTP
 second factor; sessions of a working day; every use of personal data names a purpose the
-role must be allowed (P4.1). Refusals and logins are in the access log."""
+role must be allowed, and every read of a person's data a purpose the policy allows for its
+categories (P4.1, P3.x). Reads, refusals and logins are in the access log."""
 
 from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -14,6 +16,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from privault.access.audit import AuditLog, Event
+from privault.access.errors import PurposeNotAllowed
+from privault.access.purposes import refusal
 from privault.clock import Clock, aware
 from privault.db import new_id
 from privault.policy.model import Policy
@@ -188,15 +192,35 @@ class StaffService:
             delete(StaffSession).where(StaffSession.token_hash == token_digest(token))
         )
 
-    def require(self, staff: Staff, purpose: str) -> None:
-        """Refuse (and log) unless the member's role may use personal data for ``purpose``."""
+    def require(
+        self,
+        staff: Staff,
+        purpose: str,
+        *,
+        subject_id: str | None = None,
+        categories: Collection[str] = (),
+    ) -> None:
+        """Refuse (and log) unless the member's role may use personal data for ``purpose``;
+        ``subject_id`` and ``categories``, when known, go in the log entry of a refusal."""
         if purpose not in self.policy.role(staff.role).purposes:
-            self._log(
-                Event.STAFF_PURPOSE_REFUSED, staff.actor, {"role": staff.role}, purpose=purpose
-            )
+            self._record(Event.STAFF_PURPOSE_REFUSED, staff, subject_id, categories, purpose)
             raise PurposeRefused(
                 f"the role {staff.role} may not use personal data for the purpose {purpose}"
             )
+
+    def read(
+        self, staff: Staff, subject_id: str | None, categories: Collection[str], purpose: str
+    ) -> None:
+        """Clear a staff member's read of a person's data and put it on record (P4.1): the
+        role must be allowed ``purpose`` (else ``PurposeRefused``) and the policy must let
+        ``purpose`` use every one of ``categories`` (else ``PurposeNotAllowed``). Refusals
+        are logged like the read: who, whose data, which categories, which purpose."""
+        self.require(staff, purpose, subject_id=subject_id, categories=categories)
+        refused = sorted(c for c in set(categories) if not self.policy.purpose_allows(purpose, c))
+        if refused:
+            self._record(Event.STAFF_PURPOSE_REFUSED, staff, subject_id, refused, purpose)
+            raise PurposeNotAllowed(refusal(self.policy, purpose, refused))
+        self._record(Event.STAFF_READ, staff, subject_id, categories, purpose)
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -205,6 +229,25 @@ class StaffService:
         if member is None:
             raise StaffNotFound(f"no staff member is called {name}")
         return member
+
+    def _record(
+        self,
+        event: Event,
+        staff: Staff,
+        subject_id: str | None,
+        categories: Collection[str],
+        purpose: str,
+    ) -> None:
+        self.audit.record(
+            self.session,
+            "staff",
+            event,
+            actor=staff.actor,
+            subject_id=subject_id,
+            categories=categories,
+            purpose=purpose,
+            detail={"role": staff.role},
+        )
 
     def _log(
         self, event: Event, actor: str, detail: dict[str, object], purpose: str | None = None

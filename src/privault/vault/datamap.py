@@ -48,6 +48,9 @@ class PersonalTable:
 
 
 REGISTRY: dict[str, PersonalTable] = {}
+#: Tables outside the map whose sealed values are still a subject's personal data, and the
+#: category of those values.
+OUTSIDE: dict[str, str] = {}
 
 
 def field_name(column: str) -> str:
@@ -95,6 +98,30 @@ def personal_data(
         return model
 
     return register
+
+
+def outside_the_map(category: str) -> Callable[[T], T]:
+    """Class decorator for a table export, erasure and retention do not walk (it outlives its
+    subject, say) whose sealed values are personal data of ``category``: reading them still
+    names a purpose the policy allows for that category."""
+
+    def register(model: T) -> T:
+        OUTSIDE[model.__tablename__] = category  # type: ignore[attr-defined]
+        return model
+
+    return register
+
+
+def category_of(table: str) -> str:
+    """The category of the personal data ``table`` holds; ``LookupError`` for a table that
+    holds none."""
+    entry = REGISTRY.get(table)
+    if entry is not None:
+        return entry.category
+    try:
+        return OUTSIDE[table]
+    except KeyError:
+        raise LookupError(f"data map: {table} holds no personal data of a known category") from None
 
 
 def tables() -> list[PersonalTable]:

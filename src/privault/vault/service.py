@@ -6,7 +6,7 @@ import json
 import secrets
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import delete, insert, select, update
@@ -38,6 +38,14 @@ class Field(NamedTuple):
         return f"{self.table}.{self.column}[{self.row}]"
 
 
+class PurposeCheck(Protocol):
+    """Whether a purpose may read a table's personal data (``access.purposes.Purposes``)."""
+
+    def require(
+        self, session: Session, subject_id: str | None, table: str, purpose: str
+    ) -> None: ...
+
+
 def _wrap_aad(subject_id: str) -> bytes:
     return f"privault:data-key\x1f{subject_id}".encode()
 
@@ -48,10 +56,21 @@ class Vault:
     Each subject's 256-bit data key is wrapped with the keyring's active master
     key and stored in ``subject_keys``; unwrapped keys are cached in memory for
     the life of the process (bounded).
+
+    Every method that opens a value takes the ``purpose`` it is read for, and ``purposes``
+    checks it against the policy before any key is touched (P3.x): a refusal raises
+    ``PurposeNotAllowed`` and is in the access log.
     """
 
-    def __init__(self, keyring: Keyring, clock: Clock | None = None, cache_size: int = 50_000):
+    def __init__(
+        self,
+        keyring: Keyring,
+        purposes: PurposeCheck,
+        clock: Clock | None = None,
+        cache_size: int = 50_000,
+    ):
         self.keyring = keyring
+        self.purposes = purposes
         self.clock = clock or SystemClock()
         self._cache: OrderedDict[str, AESGCM] = OrderedDict()
         self._cache_size = cache_size
@@ -156,8 +175,12 @@ class Vault:
     def encrypt(self, session: Session, subject_id: str, field: Field, value: str) -> bytes:
         return crypto.seal(self._cipher(session, subject_id), value.encode(), field.aad)
 
-    def decrypt(self, session: Session, subject_id: str, field: Field, blob: bytes) -> str:
-        """Authenticate and decrypt; raises ``TamperedCiphertext`` or ``SubjectKeyMissing``."""
+    def decrypt(
+        self, session: Session, subject_id: str, field: Field, blob: bytes, *, purpose: str
+    ) -> str:
+        """Authenticate and decrypt a value read for ``purpose``; raises ``PurposeNotAllowed``,
+        ``TamperedCiphertext`` or ``SubjectKeyMissing``."""
+        self.purposes.require(session, subject_id, field.table, purpose)
         return crypto.open_sealed(
             self._cipher(session, subject_id), blob, field.aad, str(field)
         ).decode()
@@ -165,7 +188,11 @@ class Vault:
     def encrypt_bytes(self, session: Session, subject_id: str, field: Field, raw: bytes) -> bytes:
         return crypto.seal(self._cipher(session, subject_id), raw, field.aad)
 
-    def decrypt_bytes(self, session: Session, subject_id: str, field: Field, blob: bytes) -> bytes:
+    def decrypt_bytes(
+        self, session: Session, subject_id: str, field: Field, blob: bytes, *, purpose: str
+    ) -> bytes:
+        """As ``decrypt``, for a value that is not text."""
+        self.purposes.require(session, subject_id, field.table, purpose)
         return crypto.open_sealed(self._cipher(session, subject_id), blob, field.aad, str(field))
 
     def seal_retained(self, field: Field, value: object) -> bytes:
@@ -174,15 +201,20 @@ class Vault:
         raw = json.dumps(value, separators=(",", ":")).encode()
         return crypto.seal(AESGCM(self.keyring.secret("retention")), raw, field.aad)
 
-    def open_retained(self, field: Field, blob: bytes) -> object:
+    def open_retained(self, session: Session, field: Field, blob: bytes, *, purpose: str) -> object:
+        """Open what ``seal_retained`` sealed, read for ``purpose``. Its category is its source
+        table's, which the row names (``<table>/<row>``); raises as ``decrypt``."""
+        self.purposes.require(session, None, field.row.partition("/")[0], purpose)
         cipher = AESGCM(self.keyring.secret("retention"))
         return json.loads(crypto.open_sealed(cipher, blob, field.aad, str(field)))
 
     def encrypt_json(self, session: Session, subject_id: str, field: Field, value: object) -> bytes:
         return self.encrypt(session, subject_id, field, json.dumps(value, separators=(",", ":")))
 
-    def decrypt_json(self, session: Session, subject_id: str, field: Field, blob: bytes) -> object:
-        return json.loads(self.decrypt(session, subject_id, field, blob))
+    def decrypt_json(
+        self, session: Session, subject_id: str, field: Field, blob: bytes, *, purpose: str
+    ) -> object:
+        return json.loads(self.decrypt(session, subject_id, field, blob, purpose=purpose))
 
     def encrypt_many(
         self, session: Session, items: Sequence[tuple[str, Field, str]]
@@ -196,9 +228,17 @@ class Vault:
         )
 
     def decrypt_many(
-        self, session: Session, subject_id: str, items: Sequence[tuple[Field, bytes]]
+        self,
+        session: Session,
+        subject_id: str,
+        items: Sequence[tuple[Field, bytes]],
+        *,
+        purpose: str,
     ) -> list[str]:
-        """Open many of one subject's values (the export path); raises as ``decrypt``."""
+        """Open many of one subject's values (the export path), read for ``purpose``: checked
+        once for each table among them, not for each value; raises as ``decrypt``."""
+        for table in {field.table for field, _ in items}:
+            self.purposes.require(session, subject_id, table, purpose)
         cipher = self._cipher(session, subject_id)
         return [
             crypto.open_sealed(cipher, blob, field.aad, str(field)).decode()

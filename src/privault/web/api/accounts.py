@@ -23,6 +23,9 @@ from privault.web.deps import DB, SESSION_COOKIE, CallerDep, RuntimeDep, session
 
 router = APIRouter(tags=["accounts"])
 
+#: A person reading and correcting their own account.
+PURPOSE = "administration"
+
 
 @router.post("/accounts", status_code=201, response_model=RegisterOut)
 def register(body: RegisterIn, runtime: RuntimeDep, db: DB) -> RegisterOut:
@@ -66,7 +69,8 @@ def logout(request: Request, runtime: RuntimeDep, db: DB) -> Response:
 
 @router.get("/me", response_model=MeOut)
 def me(caller: CallerDep, runtime: RuntimeDep, db: DB) -> MeOut:
-    return _me(runtime.accounts(db).summary(caller.subject_id), caller.subject_id, runtime, db)
+    account = runtime.accounts(db).summary(caller.subject_id, purpose=PURPOSE)
+    return _me(account, caller.subject_id, runtime, db)
 
 
 @router.patch("/me", response_model=MeOut)
@@ -84,7 +88,7 @@ def _me(account: AccountSummary, caller_id: str, runtime: Runtime, db: Session) 
         subject_id=caller_id,
         email=account.email,
         display_name=account.display_name,
-        room_id=runtime.rooms(db).room_id_of(caller_id),
+        room_id=runtime.rooms(db).room_id_of(caller_id, purpose=PURPOSE),
         email_verified=account.email_verified,
     )
 

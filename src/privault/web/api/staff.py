@@ -1,7 +1,8 @@
 """Staff: log in with a second factor, then work the queue of data-subject requests (P9.4).
 
 Every route past the login needs a staff session whose role may use personal data for
-the purpose "legal" (answering requests is a legal obligation); others get 403.
+the purpose "legal" (answering requests is a legal obligation); others get 403. Reading
+what a person wrote with a request is a staff read, in the access log (P4.1).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from privault.rights.schemas import (
     StaffRequestOut,
     StaffRequestsOut,
 )
-from privault.rights.service import RequestView, RightsService, State
+from privault.rights.service import DETAILS_CATEGORIES, RequestView, RightsService, State
 from privault.runtime import Runtime
 from privault.web.deps import DB, RuntimeDep, StaffDep
 
@@ -80,6 +81,7 @@ def show(request_id: str, staff: StaffDep, runtime: RuntimeDep, db: DB) -> Staff
     """One request with what the person wrote and its history."""
     rights = _rights(staff, runtime, db)
     view = rights.get(request_id)
+    runtime.staff(db).read(staff, rights.subject_of(request_id), DETAILS_CATEGORIES, PURPOSE)
     return StaffRequestDetailOut(
         **_out(view, runtime.clock.now()).model_dump(),
         details=rights.details(request_id),
