@@ -12,11 +12,11 @@ as Markdown or HTML from the same sections, so both say the same thing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Final
+from typing import Final, TypeVar
 
 import pycountry
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -69,6 +69,7 @@ ANCHORS: Final = {
     RetentionAnchor.LAST_ACTIVITY: "the person's last activity",
 }
 NONE: Final = "none"
+_E = TypeVar("_E", bound=StrEnum)
 
 
 class Format(StrEnum):
@@ -215,7 +216,7 @@ def _purposes(policy: Policy) -> Section:
             (
                 _named(purpose.title, pid),
                 purpose.description,
-                LEGAL_BASES[purpose.legal_basis],
+                _label(LEGAL_BASES, purpose.legal_basis),
                 _list(purpose.categories),
                 "; ".join(notes) or NONE,
             )
@@ -266,7 +267,7 @@ def _recipients(policy: Policy) -> Section:
     rows = tuple(
         (
             _named(recipient.name, recipient.id),
-            RECIPIENT_KINDS[recipient.kind],
+            _label(RECIPIENT_KINDS, recipient.kind),
             _country(recipient.country),
             _list(recipient.purposes),
             recipient.description,
@@ -427,6 +428,11 @@ def _data_map(policy: Policy, holdings: dict[str, Holding]) -> Section:
 # --- Wording -------------------------------------------------------------------------------
 
 
+def _label(labels: Mapping[_E, str], value: _E) -> str:
+    """The wording for an enum value; a value added to the model later reads as itself."""
+    return labels.get(value) or str(value).replace("_", " ")
+
+
 def _named(title: str, entry_id: str) -> str:
     return f"{title} ({entry_id})"
 
@@ -453,7 +459,7 @@ def _period(retention: Retention) -> str:
 
 
 def _anchor(retention: Retention) -> str:
-    return ANCHORS[retention.from_] if retention.from_ is not None else "not applicable"
+    return _label(ANCHORS, retention.from_) if retention.from_ is not None else "not applicable"
 
 
 def _duration(period: Duration) -> str:
