@@ -16,10 +16,12 @@ from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, LargeBinary, Stri
 from sqlalchemy.orm import Mapped, mapped_column
 
 from privault.db import Base
-from privault.vault.datamap import personal_data
+from privault.vault.datamap import outside_the_map, personal_data
 from privault.vault.models import SUBJECT_ID
 
 
+# Who asked (a court, an officer) may name someone: read as communications, by purpose.
+@outside_the_map("communications")
 class Disclosure(Base):
     __tablename__ = "disclosures"
 

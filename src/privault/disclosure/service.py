@@ -354,7 +354,9 @@ class DisclosureService:
         )
 
     def _entry(self, row: Disclosure) -> Entry:
-        requester = self.vault.open_retained(_requester_field(row.id), row.requester_ct)
+        requester = self.vault.open_retained(
+            self.session, _requester_field(row.id), row.requester_ct, purpose="legal"
+        )
         return Entry(
             row.id,
             row.recipient_id,
@@ -373,7 +375,9 @@ class DisclosureService:
 
 
 def _requester_field(disclosure_id: str) -> Field:
-    return Field("disclosures", "requester_ct", disclosure_id)
+    """The requester, sealed under the retention key; the row names its table, whose
+    category (communications: who wrote to us, and what) governs reading it."""
+    return Field("disclosures", "requester_ct", f"disclosures/{disclosure_id}")
 
 
 def _covering(subject_id: str) -> Select[str]:

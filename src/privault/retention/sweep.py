@@ -37,6 +37,7 @@ from sqlalchemy import (
     or_,
     select,
     text,
+    true,
     tuple_,
     union_all,
 )
@@ -267,11 +268,16 @@ class RetentionSweep:
 
         def statement(session: Session) -> Delete:
             if is_postgres(session):
-                chosen = select(*(table.c[k] for k in task.table.key))
-                key = tuple_(*(table.c[k] for k in task.table.key))
-                return delete(table).where(
-                    key.in_(chosen.where(self._expired(task, table)).limit(self.batch))
-                )
+                # On a partitioned table the key has the month's column too, and the same
+                # bound on it outside lets PostgreSQL look only at the months before it.
+                names = list(task.table.key)
+                outer: ColumnElement[bool] = true()
+                if task.table.table in PARTITIONED and not task.per_person:
+                    names.append(PARTITIONED[task.table.table])
+                    outer = table.c[PARTITIONED[task.table.table]] < task.cutoff
+                columns = [table.c[name] for name in names]
+                chosen = select(*columns).where(self._expired(task, table)).limit(self.batch)
+                return delete(table).where(outer, tuple_(*columns).in_(chosen))
             rowid: ColumnElement[int] = literal_column("rowid")
             chosen = select(rowid).select_from(table).where(self._expired(task, table))
             return delete(table).where(rowid.in_(chosen.limit(self.batch)))
