@@ -222,9 +222,13 @@ def test_each_purpose_row_names_its_legal_basis_and_categories(
 
 
 def test_p5_1_every_recipient_and_location_has_its_country_and_no_transfer_leaves_the_eea(
-    renderings: tuple[Doc, Doc],
+    runtime: Runtime, renderings: tuple[Doc, Doc]
 ) -> None:
+    checked = f"{runtime.policy.transfers.checked:%d %B %Y}"
     for doc in renderings:
+        assert any(
+            t[0].startswith("Countries personal data") and checked in t[0] for t in doc.tables
+        )
         recipients = next(t for t in doc.tables if t[0].startswith("Categories of recipients"))
         countries = {row[0]: row[2] for row in recipients[2]}
         assert countries["Payment service provider (payments)"] == "Ireland (IE)"

@@ -341,7 +341,8 @@ def _transfers(policy: Policy) -> Section:
     )
     tables.append(
         Table(
-            "Countries personal data may go to (P5.2); any other is refused",
+            "Countries personal data may go to (P5.2), as checked against the Commission's "
+            f"decisions on {policy.transfers.checked:%d %B %Y}; any other is refused",
             ("Country", "Grounds", "Condition"),
             adequacy,
         )
