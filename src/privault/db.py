@@ -61,7 +61,13 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
-def make_engine(url: str, *, ping_after: float = PING_AFTER_IDLE, **kwargs: Any) -> Engine:
+def make_engine(
+    url: str,
+    *,
+    ping_after: float = PING_AFTER_IDLE,
+    on_connect: Sequence[str] = (),
+    **kwargs: Any,
+) -> Engine:
     """Create an engine with the settings each backend needs.
 
     SQLite gets WAL, foreign keys and a busy timeout, and real transactions
@@ -73,7 +79,8 @@ def make_engine(url: str, *, ping_after: float = PING_AFTER_IDLE, **kwargs: Any)
 
     A PostgreSQL URL may carry libpq options, e.g. ``?options=-csearch_path%3Dtenant``
     for a schema. A PostgreSQL connection idle for more than ``ping_after`` seconds is
-    checked before use (see ``_ping_when_idle``).
+    checked before use (see ``_ping_when_idle``); ``on_connect`` are statements (session
+    settings) each new PostgreSQL connection runs first.
     """
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[1] if ":///" in url else ""
@@ -108,6 +115,16 @@ def make_engine(url: str, *, ping_after: float = PING_AFTER_IDLE, **kwargs: Any)
         return engine
     engine = create_engine(url, **kwargs)
     _ping_when_idle(engine, ping_after)
+    if on_connect:
+
+        @event.listens_for(engine, "connect")
+        def _settings(dbapi_connection: psycopg.Connection[Any], _record: object) -> None:
+            autocommit = dbapi_connection.autocommit
+            dbapi_connection.autocommit = True  # a session setting, outside any transaction
+            for statement in on_connect:
+                dbapi_connection.execute(statement)
+            dbapi_connection.autocommit = autocommit
+
     return engine
 
 

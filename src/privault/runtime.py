@@ -76,10 +76,11 @@ class Runtime:
         self.passwords = Passwords(self.settings.argon2_time_cost, self.settings.argon2_memory_kib)
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
+    def transaction(self, factory: sessionmaker[Session] | None = None) -> Iterator[Session]:
         """A transaction committed at the end; a domain error rolls it back, unless it
-        says its record must stay (``keeps_changes``: a refusal and its access-log entry)."""
-        with self.factory() as session:
+        says its record must stay (``keeps_changes``: a refusal and its access-log entry).
+        ``factory``: another than the runtime's own (``page_views``)."""
+        with (factory or self.factory)() as session:
             transaction = session.begin()
             try:
                 yield session
@@ -284,11 +285,37 @@ class Runtime:
             ),
         )
 
+    @cached_property
+    def page_views(self) -> sessionmaker[Session]:
+        """Sessions for recording page views. On PostgreSQL, when this runtime opened the
+        database itself: a small pool of its own, in autocommit, whose commits do not wait
+        for the WAL to reach the disk. A page view is worth less than that wait: a crash of
+        the database server may lose the last few (never half of one), while consents and
+        everything else stay synchronous. Each statement commits alone, so a page view
+        takes two round trips (its checks, its row) instead of four. Otherwise (SQLite, or
+        a factory given by the caller, as tests do): the runtime's own sessions."""
+        bind = self.factory.kw.get("bind")
+        if not isinstance(bind, Engine) or bind.dialect.name != "postgresql":
+            return self.factory
+        return make_sessionmaker(
+            make_engine(
+                self.settings.db_url,
+                isolation_level="AUTOCOMMIT",
+                on_connect=("SET synchronous_commit TO off",),
+                pool_size=3,
+                max_overflow=5,
+            )
+        )
+
     def close(self) -> None:
         """Release the database connections this runtime opened."""
-        bind = self.factory.kw.get("bind")
-        if isinstance(bind, Engine):
-            bind.dispose()
+        factories = [self.factory]
+        if "page_views" in self.__dict__:
+            factories.append(self.page_views)
+        for factory in factories:
+            bind = factory.kw.get("bind")
+            if isinstance(bind, Engine):
+                bind.dispose()
 
     def transport(self) -> MaildirTransport | SmtpTransport:
         """The relay at PRIVAULT_SMTP_HOST when set, else the maildir in the data folder."""

@@ -18,12 +18,11 @@ from factories import Person, api_error, register
 from privault.clock import FrozenClock
 from privault.config import Settings
 from privault.consent.analytics import MAX_URL, AnalyticsNotConsented, PageEvent
-from privault.consent.cookies import consent_id_from_cookie
 from privault.consent.geo import CsvCountries, GeoIpFileInvalid, NoCountries
 from privault.consent.models import PageView, Visit
 from privault.db import Base
 from privault.policy.model import CONSENT_COOKIE
-from privault.runtime import Runtime, open_runtime
+from privault.runtime import Runtime, open_runtime, prepare
 from privault.vault.crypto import token_digest
 from privault.web.app import create_app
 
@@ -505,25 +504,33 @@ def test_p2_2_the_service_refuses_without_consent_too(on_geo: Runtime) -> None:
     assert counts(on_geo) == (0, 0)
 
 
-def test_p2_2_on_postgresql_only_a_page_view_commits_before_the_wal_is_flushed(
-    web: TestClient, on_geo: Runtime, backend: str
+def test_p2_2_on_postgresql_only_page_views_commit_before_the_wal_is_flushed(
+    fresh_settings: Settings, backend: str
 ) -> None:
-    if backend != "postgresql":
-        pytest.skip("synchronous_commit is PostgreSQL's")
-    consent(web, ACCEPT)
-    consent_id = consent_id_from_cookie(web.cookies[CONSENT_COOKIE])
-    with on_geo.transaction() as session:
-        setting = text("SHOW synchronous_commit")
-        assert session.scalar(setting) == "on"
-        on_geo.analytics(session).record(
-            PageEvent(visit_id(), "/"),
-            consent_id=consent_id,
-            subject_id=None,
-            user_agent=CHROME,
-            ip=HOME,
-        )
-        assert session.scalar(setting) == "off"
-    assert counts(on_geo) == (1, 1)
+    """Page views get sessions of their own: on PostgreSQL in autocommit with
+    synchronous_commit off; every other write keeps waiting for the disk."""
+    prepare(fresh_settings).dispose()
+    runtime = open_runtime(fresh_settings)
+    setting = text("SHOW synchronous_commit")
+    try:
+        if backend == "postgresql":
+            with runtime.transaction(runtime.page_views) as session:
+                views = session.scalar(setting)
+            with runtime.transaction() as session:
+                others = session.scalar(setting)
+            assert (views, others) == ("off", "on")
+        else:
+            assert runtime.page_views is runtime.factory
+        with browser(runtime) as client:
+            consent(client, ACCEPT)
+            visit = visit_id()
+            counted(client, visit, "/")
+            counted(client, visit, "/pricing")
+            consent(client, REFUSE)
+            assert view(client, visit, "/contact").status_code == 403
+        assert counts(runtime) == (1, 2)
+    finally:
+        runtime.close()
 
 
 def test_p2_2_two_first_views_of_a_visit_at_once_make_one_visit(on_geo: Runtime) -> None:

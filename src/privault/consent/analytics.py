@@ -52,13 +52,6 @@ _CONTROL = re.compile(r"[\x00-\x20\x7f]")
 # Built once: a page view runs these on every request.
 _VISIT_ID = select(Visit.id).where(Visit.visit_key == bindparam("visit_key"))
 _CHOICE_AND_VISIT = with_latest(_VISIT_ID)
-# A page view is worth less than a wait for the disk: on PostgreSQL its transaction may be
-# confirmed before the WAL is flushed, so a crash of the database server can lose the last
-# few (never half of one); consents and everything else stay synchronous. set_config(...,
-# true) is SET LOCAL, asked in the same round trip as the choice and the visit.
-_CHOICE_AND_VISIT_ASYNC = _CHOICE_AND_VISIT.add_columns(
-    func.set_config("synchronous_commit", "off", True)
-)
 # Of the tables, not the classes: plain Core inserts, without the ORM's bulk insert path.
 _INSERT_VIEW = insert(table_of(PageView))
 #: A new visit, unless one with its key was made at the same moment (then no id comes back).
@@ -208,12 +201,8 @@ class Analytics:
             raise AnalyticsEventInvalid("visit: must be 16 to 64 letters, digits, - or _")
         page, referrer = page_path(event.page), referrer_address(event.referrer)
         key = token_digest(event.visit if subject_id is None else f"{event.visit}/{subject_id}")
-        postgres = self.session.get_bind().dialect.name == "postgresql"
         choice, visit_id = self.consents.current_and(
-            consent_id,
-            _CHOICE_AND_VISIT_ASYNC if postgres else _CHOICE_AND_VISIT,
-            {"visit_key": key},
-            subject_id=subject_id,
+            consent_id, _CHOICE_AND_VISIT, {"visit_key": key}, subject_id=subject_id
         )
         if choice is None or choice.choices.get(CookieCategory.ANALYTICS) is not True:
             raise AnalyticsNotConsented(

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.orm import Session
 
 from privault.db import is_postgres
@@ -61,29 +61,47 @@ class Partitions:
 
     def ensure(self, session: Session, table: str, moments: Iterable[datetime]) -> None:
         """Make sure each month of ``moments`` has its partition of ``table`` (PostgreSQL;
-        nothing on SQLite). Safe when another process makes the same one at once."""
+        nothing on SQLite). Safe when another process makes the same one at once. In a
+        transaction, a month counts as made once that transaction has committed (rolled
+        back, it is made again next time); in autocommit, at once."""
         if not is_postgres(session):
             return
-        months = {month_of(m) for m in moments} - {
-            month for known, month in self._known if known == table
-        }
+        with self._lock:
+            months = {month_of(m) for m in moments} - {
+                month for known, month in self._known if known == table
+            }
+        if not months:
+            return
+        autocommit = bool(session.connection().connection.dbapi_connection.autocommit)  # type: ignore[union-attr]
         for month in sorted(months):
             start, end = _bounds(month)
             name = partition_name(table, month)
-            # Two transactions making the same partition at once: the second waits here for
-            # the first to end, then finds it made (IF NOT EXISTS alone races).
-            session.execute(
-                text("SELECT pg_advisory_xact_lock(:key)"), {"key": zlib.crc32(name.encode())}
-            )
-            # DDL takes no parameters; the bounds are dates this code made.
-            session.execute(
-                text(
-                    f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF {table} FOR VALUES "
-                    f"FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
+            key = {"key": zlib.crc32(name.encode())}
+            # Two making the same partition at once: the second waits here for the first to
+            # be done, then finds it made (IF NOT EXISTS alone races). In a transaction the
+            # lock lasts to its end; in autocommit it is let go below.
+            lock = "pg_advisory_lock" if autocommit else "pg_advisory_xact_lock"
+            session.execute(text(f"SELECT {lock}(:key)"), key)
+            try:
+                # DDL takes no parameters; the bounds are dates this code made.
+                session.execute(
+                    text(
+                        f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF {table} FOR VALUES "
+                        f"FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
+                    )
                 )
-            )
-            with self._lock:
-                self._known.add((table, month))
+            finally:
+                if autocommit:
+                    session.execute(text("SELECT pg_advisory_unlock(:key)"), key)
+        made = {(table, month) for month in months}
+        if autocommit:
+            self._remember(made)
+        else:
+            event.listen(session, "after_commit", lambda _s: self._remember(made), once=True)
+
+    def _remember(self, made: set[tuple[str, date]]) -> None:
+        with self._lock:
+            self._known |= made
 
     def forget(self, table: str, month: date) -> None:
         with self._lock:

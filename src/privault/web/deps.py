@@ -8,7 +8,7 @@ from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from privault.errors import keeps_changes
 from privault.runtime import Runtime
@@ -47,15 +47,22 @@ async def get_db(runtime: RuntimeDep) -> AsyncIterator[Session]:
         await run_in_threadpool(_end, session, commit)
 
 
-async def in_transaction(runtime: Runtime, work: Callable[[Session], T]) -> T:
-    """``work`` in a transaction of its own, on a worker thread, committed as ``get_db``
-    commits: for a hot endpoint, whose whole database work takes one trip to a worker
-    thread instead of one for the endpoint and one for the commit."""
-    return await run_in_threadpool(_transaction, runtime, work)
+async def in_transaction(
+    runtime: Runtime,
+    work: Callable[[Session], T],
+    factory: sessionmaker[Session] | None = None,
+) -> T:
+    """``work`` in a transaction of its own (of ``factory``, else the runtime's), on a
+    worker thread, committed as ``get_db`` commits: for a hot endpoint, whose whole
+    database work takes one trip to a worker thread instead of one for the endpoint and
+    one for the commit."""
+    return await run_in_threadpool(_transaction, runtime, work, factory)
 
 
-def _transaction(runtime: Runtime, work: Callable[[Session], T]) -> T:
-    with runtime.transaction() as session:
+def _transaction(
+    runtime: Runtime, work: Callable[[Session], T], factory: sessionmaker[Session] | None
+) -> T:
+    with runtime.transaction(factory) as session:
         return work(session)
 
 

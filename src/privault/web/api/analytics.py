@@ -59,5 +59,5 @@ async def record_page_view(body: PageViewIn, request: Request, runtime: RuntimeD
             ip=request.client.host if request.client else None,
         )
 
-    await in_transaction(runtime, work)
+    await in_transaction(runtime, work, runtime.page_views)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
