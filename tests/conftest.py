@@ -117,6 +117,16 @@ def fresh_settings(backend: str, tmp_path: Path) -> Iterator[Settings]:
 
 
 @pytest.fixture
+def served(fresh_settings: Settings) -> Iterator[TestClient]:
+    """A client of an app on a data folder and database of this test's own."""
+    prepare(fresh_settings).dispose()
+    runtime = open_runtime(fresh_settings)
+    with TestClient(create_app(runtime)) as client:
+        yield client
+    runtime.close()
+
+
+@pytest.fixture
 def alice(runtime: Runtime) -> Person:
     """Alice owns a room."""
     return register(runtime, "alice")

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import base64
+import copy
 import os
 import secrets
 import subprocess
 import sys
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 from fastapi.testclient import TestClient
 from httpx2 import Response
 from sqlalchemy import select
@@ -20,6 +23,7 @@ from privault.clock import FrozenClock
 from privault.config import Settings
 from privault.notify.models import OutboxMessage
 from privault.notify.outbox import template_of
+from privault.policy import PolicyError, build_policy
 from privault.runtime import Runtime
 from privault.service.errors import WeakPin
 from privault.service.models import Room
@@ -316,3 +320,21 @@ def write_as_visitor(client: TestClient) -> list[str]:
     )
     assert sent.status_code == 303
     return [visitor, text]
+
+
+KALLU = Path(__file__).resolve().parents[1] / "policies" / "kallu.toml"
+_KALLU_PARSED = tomllib.loads(KALLU.read_text(encoding="utf-8"))
+
+
+def kallu_data() -> dict[str, Any]:
+    """The reference policy as parsed TOML, a fresh copy to change."""
+    return copy.deepcopy(_KALLU_PARSED)
+
+
+def policy_refusal(data: dict[str, Any]) -> str:
+    """The one-line detail with which a policy built from ``data`` is refused."""
+    with pytest.raises(PolicyError) as caught:
+        build_policy(data, "kallu.toml")
+    assert caught.value.code == "invalid_policy"
+    assert "\n" not in caught.value.detail
+    return caught.value.detail

@@ -4,37 +4,20 @@ disclosure to a recipient outside it is refused."""
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
-import tomllib
 from datetime import date
-from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
-from factories import Person
+from factories import Person, kallu_data, policy_refusal
 from privault.access.models import AccessLogEntry
 from privault.disclosure.errors import TransferRefused
 from privault.disclosure.models import Disclosure
-from privault.policy import ISO_COUNTRIES, Policy, PolicyError, RecipientKind, build_policy
+from privault.policy import ISO_COUNTRIES, Policy, RecipientKind, build_policy
 from privault.runtime import Runtime
 from privault.staff.service import Staff
-
-KALLU = Path(__file__).resolve().parents[2] / "policies" / "kallu.toml"
-_PARSED = tomllib.loads(KALLU.read_text(encoding="utf-8"))
-
-
-def kallu_data() -> dict[str, Any]:
-    return copy.deepcopy(_PARSED)
-
-
-def refusal(data: dict[str, Any]) -> str:
-    with pytest.raises(PolicyError) as caught:
-        build_policy(data, "kallu.toml")
-    return caught.value.detail
 
 
 def test_p5_2_the_adequacy_list_says_when_it_was_checked() -> None:
@@ -44,9 +27,9 @@ def test_p5_2_the_adequacy_list_says_when_it_was_checked() -> None:
 def test_p5_2_a_policy_without_the_date_its_adequacy_list_was_checked_is_refused() -> None:
     data = kallu_data()
     del data["transfers"]["checked"]
-    assert refusal(data) == "kallu.toml: transfers.checked: required key is missing"
+    assert policy_refusal(data) == "kallu.toml: transfers.checked: required key is missing"
     data["transfers"]["checked"] = "last spring"
-    assert refusal(data).startswith("kallu.toml: transfers.checked: ")
+    assert policy_refusal(data).startswith("kallu.toml: transfers.checked: ")
 
 
 def test_p5_1_every_location_and_recipient_has_a_country(runtime: Runtime) -> None:
@@ -55,7 +38,7 @@ def test_p5_1_every_location_and_recipient_has_a_country(runtime: Runtime) -> No
         assert entry.country in ISO_COUNTRIES, entry
     data = kallu_data()
     del data["locations"][1]["country"]
-    assert refusal(data) == "kallu.toml: locations.1.country: required key is missing"
+    assert policy_refusal(data) == "kallu.toml: locations.1.country: required key is missing"
 
 
 @pytest.mark.parametrize(
@@ -73,7 +56,7 @@ def test_p5_2_a_policy_putting_data_outside_the_adequacy_list_names_the_entry_an
     data = kallu_data()
     index = next(i for i, e in enumerate(data[section]) if e["id"] == entry_id)
     data[section][index]["country"] = country
-    assert refusal(data) == (
+    assert policy_refusal(data) == (
         f"kallu.toml: {section}.{index}.country: {what} {entry_id!r} in country {country!r} "
         "is outside the EEA and the adequacy list"
     )

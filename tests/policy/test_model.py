@@ -3,8 +3,6 @@ broken file must be refused with one line naming the key and the reason."""
 
 from __future__ import annotations
 
-import copy
-import tomllib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +11,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from factories import KALLU, kallu_data, policy_refusal
 from privault.policy import (
     ACCOUNT,
     CookieCategory,
@@ -27,7 +26,6 @@ from privault.policy import (
     parse_policy,
 )
 
-KALLU = Path(__file__).resolve().parents[2] / "policies" / "kallu.toml"
 KALLU_TEXT = KALLU.read_text(encoding="utf-8")
 
 CATEGORIES = [
@@ -67,21 +65,6 @@ Data = dict[str, Any]
 @pytest.fixture(scope="module")
 def policy() -> Policy:
     return load_policy(KALLU)
-
-
-def kallu_data() -> Data:
-    return copy.deepcopy(_PARSED)
-
-
-_PARSED = tomllib.loads(KALLU_TEXT)
-
-
-def refusal(data: Data) -> str:
-    with pytest.raises(PolicyError) as caught:
-        build_policy(data, "kallu.toml")
-    assert caught.value.code == "invalid_policy"
-    assert "\n" not in caught.value.detail
-    return caught.value.detail
 
 
 def index_of(entries: list[Data], key: str, value: str) -> int:
@@ -180,7 +163,7 @@ def test_p0_1_buyer_recipient_kind_cannot_exist() -> None:
         }
     )
     index = len(data["recipients"]) - 1
-    assert refusal(data) == (
+    assert policy_refusal(data) == (
         f"kallu.toml: recipients.{index}.kind: 'buyer' is not one of "
         "'group', 'processor', 'authority', 'statistics' or 'marketing'"
     )
@@ -190,7 +173,7 @@ def test_p5_2_processor_outside_adequacy_list_is_refused() -> None:
     data = kallu_data()
     index = index_of(data["recipients"], "id", "hosting")
     data["recipients"][index]["country"] = "CN"
-    assert refusal(data) == (
+    assert policy_refusal(data) == (
         f"kallu.toml: recipients.{index}.country: processor 'hosting' in country 'CN' "
         "is outside the EEA and the adequacy list"
     )
@@ -200,7 +183,7 @@ def test_p5_2_location_outside_adequacy_list_is_refused() -> None:
     data = kallu_data()
     index = index_of(data["locations"], "id", "backups")
     data["locations"][index]["country"] = "RU"
-    assert refusal(data) == (
+    assert policy_refusal(data) == (
         f"kallu.toml: locations.{index}.country: location 'backups' in country 'RU' "
         "is outside the EEA and the adequacy list"
     )
@@ -236,7 +219,7 @@ def test_p3_16_marketing_recipient_needs_express_consent() -> None:
     }
     data["recipients"].append(partner)
     index = len(data["recipients"]) - 1
-    assert refusal(data) == (
+    assert policy_refusal(data) == (
         f"kallu.toml: recipients.{index}.consent: required: "
         "a marketing recipient needs express consent"
     )
@@ -250,7 +233,7 @@ def test_p0_2_direct_marketing_purposes_need_a_consent_kind(policy: Policy) -> N
     assert policy.marketing.max_per_month == 2
     data = kallu_data()
     del data["purposes"]["marketing"]["consent"]
-    assert refusal(data) == (
+    assert policy_refusal(data) == (
         "kallu.toml: purposes.marketing.consent: "
         "required: consent-based and marketing purposes name one"
     )
@@ -261,7 +244,7 @@ def test_p3_8_marketing_by_post_is_opt_out_and_by_email_opt_in(policy: Policy) -
     assert policy.purpose("marketing").channels == ("email", "post")
     data = kallu_data()
     data["marketing"]["channels"]["email"] = "opt_out"
-    assert refusal(data) == (
+    assert policy_refusal(data) == (
         "kallu.toml: marketing.channels.email: email marketing must be opt_in (P3.8)"
     )
 
@@ -280,7 +263,7 @@ def test_p9_4_requests_are_due_in_30_days_and_at_most_three_months(policy: Polic
     }
     data = kallu_data()
     data["rights"]["extension_max_months"] = 4
-    assert refusal(data).startswith("kallu.toml: rights.extension_max_months: ")
+    assert policy_refusal(data).startswith("kallu.toml: rights.extension_max_months: ")
 
 
 # --- Cookies ------------------------------------------------------------------------------
@@ -307,7 +290,7 @@ def test_p1_2_consent_cookie_lasts_as_long_as_the_consent(policy: Policy) -> Non
     data = kallu_data()
     index = index_of(data["cookies"], "name", "privault_consent")
     data["cookies"][index]["lifetime"] = "P13M"
-    assert refusal(data) == (
+    assert policy_refusal(data) == (
         f"kallu.toml: cookies.{index}.lifetime: must equal consent.lifetime (P6M)"
     )
 
@@ -324,7 +307,7 @@ def test_only_strictly_necessary_cookies_are_always_on(policy: Policy) -> None:
     assert always_on == [CookieCategory.STRICTLY_NECESSARY]
     data = kallu_data()
     data["consent"]["categories"]["analytics"]["always_on"] = True
-    assert refusal(data) == (
+    assert policy_refusal(data) == (
         "kallu.toml: consent.categories.analytics: only strictly_necessary is always on"
     )
 
@@ -337,7 +320,7 @@ def test_p11_3_global_privacy_control_refuses_advertising(policy: Policy) -> Non
 def test_session_cookie_must_be_declared() -> None:
     data = kallu_data()
     data["cookies"] = [c for c in data["cookies"] if c["name"] != "privault_session"]
-    assert refusal(data) == (
+    assert policy_refusal(data) == (
         "kallu.toml: cookies: 'privault_session' (the login session) must be declared"
     )
 
@@ -481,7 +464,7 @@ def test_broken_file_names_the_key_and_reason(
 ) -> None:
     data = kallu_data()
     mutate(data)
-    assert refusal(data) == f"kallu.toml: {expected}"
+    assert policy_refusal(data) == f"kallu.toml: {expected}"
 
 
 def test_broken_file_names_the_line_of_a_toml_syntax_error() -> None:
@@ -503,7 +486,7 @@ def test_broken_file_names_a_missing_file(tmp_path: Path) -> None:
 
 def test_broken_file_names_a_wrong_value_in_the_text() -> None:
     broken = KALLU_TEXT.replace('lifetime = "P90D"', 'lifetime = "90 days"')
-    index = index_of(_PARSED["cookies"], "name", "_gcl_au")
+    index = index_of(kallu_data()["cookies"], "name", "_gcl_au")
     with pytest.raises(PolicyError) as caught:
         parse_policy(broken, "kallu.toml")
     assert caught.value.detail == (

@@ -4,29 +4,21 @@ retention and security, and what the database holds per category, in Markdown an
 
 from __future__ import annotations
 
-import copy
 import re
 import secrets
-import tomllib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from factories import fill_person, register, run_cli
+from factories import KALLU, fill_person, kallu_data, policy_refusal, register, run_cli
 from privault.config import Settings
 from privault.policy import PolicyError, build_policy, load_policy
 from privault.policy.ropa import Format, Record, build_record, render
-from privault.runtime import Runtime, open_runtime, prepare
+from privault.runtime import Runtime, prepare
 from privault.service.pbx import PbxTokenService
-from privault.web.app import create_app
-
-KALLU = Path(__file__).resolve().parents[2] / "policies" / "kallu.toml"
-_PARSED = tomllib.loads(KALLU.read_text(encoding="utf-8"))
 
 DATA_MAP_HEADERS = ("Category", "Tables (records)", "People", "Records", "Kept after erasure")
 NO_SECURITY = (
@@ -328,15 +320,6 @@ def test_the_data_map_counts_people_and_records_per_category_in_the_database(
     assert "2027-01-20 09:00 UTC" in render(after, Format.MARKDOWN)
 
 
-@pytest.fixture
-def served(fresh_settings: Settings) -> Iterator[TestClient]:
-    prepare(fresh_settings).dispose()
-    runtime = open_runtime(fresh_settings)
-    with TestClient(create_app(runtime)) as client:
-        yield client
-    runtime.close()
-
-
 def test_p0_4_after_an_erasure_the_record_counts_what_the_law_keeps(served: TestClient) -> None:
     runtime: Runtime = served.app.state.runtime  # type: ignore[attr-defined]
     with runtime.transaction() as session:
@@ -387,22 +370,12 @@ def test_privault_ropa_prints_markdown_and_writes_html_to_a_file(
 # --- The policy's new sections ---------------------------------------------------------------
 
 
-def kallu_data() -> dict[str, Any]:
-    return copy.deepcopy(_PARSED)
-
-
-def refusal(data: dict[str, Any]) -> str:
-    with pytest.raises(PolicyError) as caught:
-        build_policy(data, "kallu.toml")
-    return caught.value.detail
-
-
 def test_a_policy_without_security_measures_is_refused_naming_the_section() -> None:
     data = kallu_data()
     del data["security"]
-    assert refusal(data) == f"kallu.toml: {NO_SECURITY}"
+    assert policy_refusal(data) == f"kallu.toml: {NO_SECURITY}"
     data["security"] = {}
-    assert refusal(data).startswith("kallu.toml: security: required:")
+    assert policy_refusal(data).startswith("kallu.toml: security: required:")
 
 
 def test_a_policy_file_without_security_fails_to_load_naming_the_section(tmp_path: Path) -> None:
@@ -418,25 +391,28 @@ def test_a_policy_file_without_security_fails_to_load_naming_the_section(tmp_pat
 def test_a_security_measure_needs_a_kind_and_real_promise_ids() -> None:
     data = kallu_data()
     data["security"]["keyring"]["kind"] = "magic"
-    assert refusal(data) == (
+    assert policy_refusal(data) == (
         "kallu.toml: security.keyring.kind: 'magic' is not one of 'technical' or 'organisational'"
     )
     data = kallu_data()
     data["security"]["keyring"]["promises"] = ["P7.1", "P7.1"]
-    assert refusal(data) == "kallu.toml: security.keyring.promises: lists 'P7.1' twice"
+    assert policy_refusal(data) == "kallu.toml: security.keyring.promises: lists 'P7.1' twice"
 
 
 def test_data_subjects_are_required_and_must_cover_every_category() -> None:
     data = kallu_data()
     del data["subjects"]
-    assert refusal(data).startswith("kallu.toml: subjects: required: the kinds of people")
+    assert policy_refusal(data).startswith("kallu.toml: subjects: required: the kinds of people")
     data = kallu_data()
     data["subjects"]["callers"]["categories"].append("horoscopes")
-    assert refusal(data) == "kallu.toml: subjects.callers.categories: unknown category 'horoscopes'"
+    assert (
+        policy_refusal(data)
+        == "kallu.toml: subjects.callers.categories: unknown category 'horoscopes'"
+    )
     data = kallu_data()
     for group in data["subjects"].values():
         if "other" in group["categories"]:
             group["categories"].remove("other")
-    assert refusal(data) == (
+    assert policy_refusal(data) == (
         "kallu.toml: categories.other: no kind of data subject in [subjects] lists this category"
     )

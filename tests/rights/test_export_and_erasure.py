@@ -7,7 +7,6 @@ import json
 import logging
 import secrets
 import zipfile
-from collections.abc import Iterator
 from email import message_from_bytes
 from email.policy import default
 from typing import Any
@@ -20,20 +19,10 @@ from factories import api_error, fill_person
 from privault.config import Settings
 from privault.db import Base, make_engine
 from privault.rights.models import RetainedRecord, RightsRequest
-from privault.runtime import Runtime, open_runtime, prepare
+from privault.runtime import Runtime, open_runtime
 from privault.service.pbx import PbxTokenService
 from privault.vault import Field, SubjectKeyMissing
 from privault.vault.datamap import tables
-from privault.web.app import create_app
-
-
-@pytest.fixture
-def served(fresh_settings: Settings) -> Iterator[TestClient]:
-    prepare(fresh_settings).dispose()
-    runtime = open_runtime(fresh_settings)
-    with TestClient(create_app(runtime)) as client:
-        yield client
-    runtime.close()
 
 
 def runtime_of(client: TestClient) -> Runtime:
