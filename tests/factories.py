@@ -31,6 +31,7 @@ from privault.service.pins import check_pin_strength
 from privault.staff import totp
 from privault.staff.service import NewStaff
 from privault.vault import Field
+from privault.web.app import create_app
 
 
 @dataclass(frozen=True)
@@ -338,3 +339,14 @@ def policy_refusal(data: dict[str, Any]) -> str:
     assert caught.value.code == "invalid_policy"
     assert "\n" not in caught.value.detail
     return caught.value.detail
+
+
+def browser(runtime: Runtime, host: str = "203.0.113.77", agent: str | None = None) -> TestClient:
+    """A browser on ``host`` (a documentation address) keeping its cookies, answered as a
+    browser is (a server error is a 500, not an exception), with ``agent`` as User-Agent."""
+    return TestClient(
+        create_app(runtime),
+        raise_server_exceptions=False,
+        client=(host, 50123),
+        headers={"User-Agent": agent} if agent else None,
+    )

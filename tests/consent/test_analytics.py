@@ -14,7 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, text
 
-from factories import Person, api_error, register
+import factories
+from factories import Person, api_error
 from privault.clock import FrozenClock
 from privault.config import Settings
 from privault.consent.analytics import MAX_URL, AnalyticsNotConsented, PageEvent
@@ -24,7 +25,6 @@ from privault.db import Base
 from privault.policy.model import CONSENT_COOKIE
 from privault.runtime import Runtime, open_runtime, prepare
 from privault.vault.crypto import token_digest
-from privault.web.app import create_app
 
 EVENTS = "/api/v1/analytics/events"
 CONSENT = "/api/v1/consent"
@@ -61,30 +61,14 @@ def on_geo(base_settings: Settings, at: Runtime, geo_csv: Path) -> Runtime:
 
 
 def browser(runtime: Runtime, host: str = HOME, agent: str = CHROME) -> TestClient:
-    return TestClient(
-        create_app(runtime),
-        raise_server_exceptions=False,
-        client=(host, 50123),
-        headers={"User-Agent": agent},
-    )
+    """A browser, Chrome unless told otherwise: a page view's device comes from it."""
+    return factories.browser(runtime, host, agent)
 
 
 @pytest.fixture
 def web(on_geo: Runtime) -> Iterator[TestClient]:
     with browser(on_geo) as client:
         yield client
-
-
-@pytest.fixture
-def alice(at: Runtime) -> Person:
-    """Alice, logged in on the test's clock."""
-    return register(at, "alice")
-
-
-@pytest.fixture
-def mallory(at: Runtime) -> Person:
-    """Mallory, logged in on the test's clock, tries to reach what is not hers."""
-    return register(at, "mallory")
 
 
 def visit_id() -> str:

@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from factories import Person, api_error, register
+from factories import Person, api_error, browser
 from privault.clock import FrozenClock
 from privault.config import Settings
 from privault.consent.cookies import CookieVersions
@@ -23,7 +23,6 @@ from privault.policy.store import PolicyStore
 from privault.policy.types import Duration
 from privault.runtime import Runtime, open_runtime
 from privault.vault.crypto import token_digest
-from privault.web.app import create_app
 
 CONSENT = "/api/v1/consent"
 ALL = {"strictly_necessary": True, "analytics": True, "advertising": True}
@@ -32,29 +31,10 @@ COOKIE_VALUE = re.compile(r"([A-Za-z0-9_-]{32})\.([a-z_+]*)\.([0-9a-f]{16})")
 GPC = {"Sec-GPC": "1"}
 
 
-def browser(runtime: Runtime) -> TestClient:
-    """A browser on 203.0.113.77 (a documentation address) keeping its cookies."""
-    return TestClient(
-        create_app(runtime), raise_server_exceptions=False, client=("203.0.113.77", 50123)
-    )
-
-
 @pytest.fixture
 def web(at: Runtime) -> Iterator[TestClient]:
     with browser(at) as client:
         yield client
-
-
-@pytest.fixture
-def alice(at: Runtime) -> Person:
-    """Alice, logged in on the test's clock."""
-    return register(at, "alice")
-
-
-@pytest.fixture
-def mallory(at: Runtime) -> Person:
-    """Mallory, logged in on the test's clock, tries to reach what is not hers."""
-    return register(at, "mallory")
 
 
 def rows(runtime: Runtime) -> list[CookieConsent]:
