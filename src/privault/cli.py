@@ -25,6 +25,7 @@ from rich.progress import Progress
 from rich.table import Table
 from rich.text import Text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from privault import demo as demo_data
 from privault.access.audit import Event
@@ -504,6 +505,19 @@ def _date(value: str, option: str) -> datetime:
     return day.replace(tzinfo=UTC)
 
 
+def _people(
+    rt: Runtime, session: Session, subjects: list[str] | None, emails: list[str] | None
+) -> list[str]:
+    """The subject ids given, then those of the registered addresses given."""
+    people = list(subjects or [])
+    for address in emails or []:
+        found = rt.accounts(session).subject_of(address)
+        if found is None:
+            raise Failed("no account has that email address")
+        people.append(found)
+    return people
+
+
 @hold_app.command("place")
 def hold_place(
     kind: Annotated[str, typer.Option(help="law, proceedings or legal_rights.")],
@@ -531,12 +545,7 @@ def hold_place(
     for everyone. Erasure waits for what it covers."""
     rt = runtime()
     with rt.transaction() as session:
-        people = list(subject or [])
-        for address in email or []:
-            found = rt.accounts(session).subject_of(address)
-            if found is None:
-                raise Failed("no account has that email address")
-            people.append(found)
+        people = _people(rt, session, subject, email)
         hold = rt.holds(session).place(
             subject_ids=people,
             category=category,
@@ -612,12 +621,7 @@ def disclose_record(
     rt = runtime()
     with rt.transaction() as session:
         approver = rt.staff(session).on_server(staff)
-        people = list(subject or [])
-        for address in email or []:
-            found = rt.accounts(session).subject_of(address)
-            if found is None:
-                raise Failed("no account has that email address")
-            people.append(found)
+        people = _people(rt, session, subject, email)
         entry = rt.disclosures(session).disclose(
             recipient,
             people,

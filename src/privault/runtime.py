@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import cached_property
+from functools import cached_property, partial
 
 from sqlalchemy import Engine, func, inspect, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -40,7 +40,6 @@ from privault.rights.erasure import Eraser
 from privault.rights.service import RightsService
 from privault.service.accounts import AccountService
 from privault.service.cdrs import CdrService
-from privault.service.errors import AccountNotFound
 from privault.service.messages import MessageService
 from privault.service.numbers import DialInService, NumberListService
 from privault.service.passwords import Passwords
@@ -208,15 +207,8 @@ class Runtime:
         return MessageService(session, self.vault, self.audit, self.clock)
 
     def rights(self, session: Session) -> RightsService:
-        accounts = self.accounts(session)
-
-        def address_of(subject_id: str) -> str | None:
-            try:
-                # To tell the person about their request: a legal obligation.
-                return accounts.email_of(subject_id, purpose="legal")
-            except AccountNotFound:
-                return None
-
+        # To tell the person about their request: a legal obligation.
+        address_of = partial(self.accounts(session).address_of, purpose="legal")
         return RightsService(session, self.vault, self.policy, self.clock, self.outbox, address_of)
 
     def mail_intake(self, session: Session, resolver: Resolver = DNS) -> MailIntake:

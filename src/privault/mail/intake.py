@@ -45,7 +45,6 @@ from privault.policy.model import Policy
 from privault.rights.models import RightsRequest
 from privault.rights.service import Channel, Refusal, RequestView, RightsService, State
 from privault.service.accounts import AccountService
-from privault.service.errors import AccountNotFound
 from privault.service.messages import MessageService
 from privault.service.rooms import RoomService
 from privault.vault import Vault
@@ -167,7 +166,7 @@ class MailIntake:
         if owner is not None and owner == known and shown is not Proof.NONE:
             return self._file_verified(owner, mail, reading, shown)
         filed: tuple[str, ...] = ()
-        address = self._address_of(owner) if owner is not None else None
+        address = self.accounts.address_of(owner, purpose=PURPOSE) if owner is not None else None
         if owner is not None and address is not None:
             filed = self._file_unconfirmed(owner, address, mail, reading)
         self._reply(
@@ -202,12 +201,6 @@ class MailIntake:
         filed = self._file(owner, mail, reading, how=how)
         self._acknowledge(owner, [r.id for r in filed])
         return Received(Outcome.FILED, tuple(r.id for r in filed), shown)
-
-    def _address_of(self, subject_id: str) -> str | None:
-        try:
-            return self.accounts.email_of(subject_id, purpose=PURPOSE)
-        except AccountNotFound:  # a room whose account is being erased
-            return None
 
     def _file_unconfirmed(
         self, owner: str, address: str, mail: Mail, reading: Reading

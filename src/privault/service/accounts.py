@@ -377,6 +377,13 @@ class AccountService:
         """The registered address, read for ``purpose``."""
         return self.summary(subject_id, purpose=purpose).email
 
+    def address_of(self, subject_id: str, *, purpose: str) -> str | None:
+        """``email_of``, or None when there is no account (one being erased, say)."""
+        try:
+            return self.email_of(subject_id, purpose=purpose)
+        except AccountNotFound:
+            return None
+
     def summary(self, subject_id: str, *, purpose: str) -> AccountSummary:
         """The account's own data, read for ``purpose`` (``PurposeNotAllowed`` unless the
         policy lets it use registration data)."""
