@@ -15,7 +15,7 @@ from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from jinja2 import TemplateError
@@ -47,6 +47,9 @@ from privault.service.cdr_csv import read_master_csv
 from privault.service.cdr_schemas import rows_from_json
 from privault.service.cdrs import MAX_BATCH, RowResult, Status, time_zone
 from privault.service.pbx import PbxTokenService
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 app = typer.Typer(
     help="Privault: the personal-data platform of the conference-call service.",
@@ -127,20 +130,21 @@ def _serve(rt: Runtime, host: str, port: int, worker: bool) -> None:
     from privault.worker import Worker
 
     @asynccontextmanager
-    async def lifespan(_: object) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         sweeper = Worker(rt, rt.settings.worker_interval) if worker else None
         intake = None
         if rt.settings.intake_port is not None:
             intake = IntakeServer(rt, rt.settings.intake_host, rt.settings.intake_port)
-        if sweeper:
-            sweeper.start()
-        if intake:
-            intake.start()
-        yield
-        if intake:
-            intake.stop()
-        if sweeper:
-            sweeper.stop()
+        async with app_lifespan(app):
+            if sweeper:
+                sweeper.start()
+            if intake:
+                intake.start()
+            yield
+            if intake:
+                intake.stop()
+            if sweeper:
+                sweeper.stop()
 
     configure(rt.settings.log_json)
     if isinstance(rt.countries, CsvCountries):
@@ -150,6 +154,7 @@ def _serve(rt: Runtime, host: str, port: int, worker: bool) -> None:
             raise Failed(f"setting PRIVAULT_GEOIP_CSV: {exc}") from None
     load_device_rules()
     web = create_app(rt)
+    app_lifespan = web.router.lifespan_context
     web.router.lifespan_context = lifespan
     out.print(f"Privault serving on http://{host}:{port}  (data: {rt.settings.data_dir})")
     uvicorn.run(web, host=host, port=port, log_config=None, access_log=False, proxy_headers=True)

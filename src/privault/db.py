@@ -25,6 +25,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
@@ -114,18 +115,38 @@ def make_engine(
 
         return engine
     engine = create_engine(url, **kwargs)
+    _postgresql(engine, ping_after, on_connect)
+    return engine
+
+
+def make_async_engine(
+    url: str,
+    *,
+    ping_after: float = PING_AFTER_IDLE,
+    on_connect: Sequence[str] = (),
+    **kwargs: Any,
+) -> AsyncEngine:
+    """A PostgreSQL engine for code on the event loop (psycopg's async connections), set up
+    as ``make_engine`` sets one up. Its connections belong to the event loop that opened
+    them: make it in that loop, and dispose of it there."""
+    engine = create_async_engine(url, **kwargs)
+    _postgresql(engine.sync_engine, ping_after, on_connect)
+    return engine
+
+
+def _postgresql(engine: Engine, ping_after: float, on_connect: Sequence[str]) -> None:
     _ping_when_idle(engine, ping_after)
     if on_connect:
 
         @event.listens_for(engine, "connect")
-        def _settings(dbapi_connection: psycopg.Connection[Any], _record: object) -> None:
+        def _settings(dbapi_connection: DBAPIConnection, _record: object) -> None:
             autocommit = dbapi_connection.autocommit
             dbapi_connection.autocommit = True  # a session setting, outside any transaction
+            cursor = dbapi_connection.cursor()
             for statement in on_connect:
-                dbapi_connection.execute(statement)
+                cursor.execute(statement)
+            cursor.close()
             dbapi_connection.autocommit = autocommit
-
-    return engine
 
 
 def _ping_when_idle(engine: Engine, after: float) -> None:

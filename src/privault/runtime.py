@@ -9,6 +9,7 @@ from datetime import timedelta
 from functools import cached_property, partial
 
 from sqlalchemy import Engine, func, inspect, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session, sessionmaker
 
 from privault.access.audit import AuditLog, Event
@@ -23,7 +24,7 @@ from privault.consent.geo import CountryResolver, CsvCountries, NoCountries
 from privault.consent.marketing import MarketingService
 from privault.consent.newsletter import Newsletter
 from privault.consent.unsubscribe import UnsubscribeLinks, Unsubscriber
-from privault.db import make_engine, make_sessionmaker, migrate
+from privault.db import make_async_engine, make_engine, make_sessionmaker, migrate
 from privault.disclosure.service import DisclosureService
 from privault.errors import PrivaultError, keeps_changes
 from privault.mail.auth import DNS, Resolver
@@ -56,6 +57,10 @@ from privault.vault.models import SubjectKey
 
 class NotInitialised(PrivaultError):
     code = "not_initialised"
+
+
+#: A page view's commit does not wait for the WAL to reach the disk (see ``page_views``).
+_PAGE_VIEW_SETTINGS = ("SET synchronous_commit TO off",)
 
 
 @dataclass
@@ -278,6 +283,18 @@ class Runtime:
         )
 
     @cached_property
+    def autocommit(self) -> sessionmaker[Session]:
+        """Sessions in which each statement commits on its own: for a hot request that
+        reads, or writes one row as its last step (a cookie choice), so that it takes one
+        round trip a statement instead of BEGIN and COMMIT around them as well. Commits
+        still wait for the disk. On PostgreSQL when this runtime opened the database
+        itself (the same pool as its own sessions); otherwise its own sessions."""
+        bind = self.factory.kw.get("bind")
+        if not isinstance(bind, Engine) or bind.dialect.name != "postgresql":
+            return self.factory
+        return make_sessionmaker(bind.execution_options(isolation_level="AUTOCOMMIT"))
+
+    @cached_property
     def page_views(self) -> sessionmaker[Session]:
         """Sessions for recording page views. On PostgreSQL, when this runtime opened the
         database itself: a small pool of its own, in autocommit, whose commits do not wait
@@ -293,10 +310,25 @@ class Runtime:
             make_engine(
                 self.settings.db_url,
                 isolation_level="AUTOCOMMIT",
-                on_connect=("SET synchronous_commit TO off",),
+                on_connect=_PAGE_VIEW_SETTINGS,
                 pool_size=3,
                 max_overflow=5,
             )
+        )
+
+    def page_views_on_loop(self) -> AsyncEngine | None:
+        """A new engine, for the event loop that calls this, that counts a visitor's page
+        views of known visits without a worker thread (``record_on_known_visit``), set up
+        as ``page_views``; the caller disposes of it in the same loop. None where
+        ``page_views`` are the runtime's own sessions (SQLite, or a factory given)."""
+        if self.page_views is self.factory:
+            return None
+        return make_async_engine(
+            self.settings.db_url,
+            isolation_level="AUTOCOMMIT",
+            on_connect=_PAGE_VIEW_SETTINGS,
+            pool_size=3,
+            max_overflow=5,
         )
 
     def close(self) -> None:

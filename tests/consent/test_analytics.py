@@ -4,6 +4,7 @@ when logged in."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Iterator
 from datetime import timedelta
@@ -16,9 +17,16 @@ from sqlalchemy import func, select, text
 
 import factories
 from factories import Person, api_error
-from privault.clock import FrozenClock
+from privault.clock import Clock, FrozenClock
 from privault.config import Settings
-from privault.consent.analytics import MAX_URL, AnalyticsNotConsented, PageEvent
+from privault.consent.analytics import (
+    MAX_URL,
+    AnalyticsEventInvalid,
+    AnalyticsNotConsented,
+    PageEvent,
+    record_on_known_visit,
+)
+from privault.consent.cookies import consent_id_from_cookie
 from privault.consent.geo import CsvCountries, GeoIpFileInvalid, NoCountries
 from privault.consent.models import PageView, Visit
 from privault.db import Base
@@ -513,6 +521,60 @@ def test_p2_2_on_postgresql_only_page_views_commit_before_the_wal_is_flushed(
             consent(client, REFUSE)
             assert view(client, visit, "/contact").status_code == 403
         assert counts(runtime) == (1, 2)
+    finally:
+        runtime.close()
+
+
+def test_p2_2_on_postgresql_a_visitors_view_of_a_known_visit_is_counted_on_the_event_loop(
+    fresh_settings: Settings, backend: str
+) -> None:
+    """The common case, a visitor's next view of a visit, is one statement on the served
+    app's event loop, written only while the browser's live choice accepts analytics;
+    anything else is left to the worker thread's full check."""
+    prepare(fresh_settings).dispose()
+    runtime = open_runtime(fresh_settings)
+    try:
+        if backend != "postgresql":
+            assert runtime.page_views_on_loop() is None
+            return
+        with browser(runtime) as client:
+            assert client.app.state.page_views is not None  # type: ignore[attr-defined]
+            consent(client, ACCEPT)
+            visit = visit_id()
+            counted(client, visit, "/")
+            consent_id = consent_id_from_cookie(client.cookies[CONSENT_COOKIE])
+        assert consent_id is not None
+
+        def on_loop(event: PageEvent, clock: Clock = runtime.clock) -> bool:
+            async def record() -> bool:
+                engine = runtime.page_views_on_loop()
+                assert engine is not None
+                try:
+                    return await record_on_known_visit(
+                        engine,
+                        event,
+                        consent_id=consent_id,
+                        versions=runtime.cookie_versions,
+                        clock=clock,
+                        partitions=runtime.partitions,
+                    )
+                finally:
+                    await engine.dispose()
+
+            return asyncio.run(record())
+
+        assert on_loop(PageEvent(visit, "/pricing?ref=mail"))
+        assert not on_loop(PageEvent(visit_id(), "/"))  # a new visit: the thread makes it
+        later = FrozenClock(runtime.clock.now() + timedelta(days=200))
+        assert not on_loop(PageEvent(visit, "/contact"), later)  # the choice has expired
+        with pytest.raises(AnalyticsEventInvalid):
+            on_loop(PageEvent("short", "/"))
+        with browser(runtime) as client:
+            client.cookies.set(CONSENT_COOKIE, f"{consent_id}.x.0", domain="testserver.local")
+            consent(client, REFUSE)
+        assert not on_loop(PageEvent(visit, "/contact"))  # withdrawn
+        _, views = stored(runtime)
+        assert sorted(v.page for v in views) == ["/", "/pricing"]
     finally:
         runtime.close()
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from factories import Person, api_error, browser
 from privault.clock import FrozenClock
@@ -21,7 +21,7 @@ from privault.consent.models import CookieConsent
 from privault.policy.model import CONSENT_COOKIE, Cookie, CookieCategory, CookieKind, Policy
 from privault.policy.store import PolicyStore
 from privault.policy.types import Duration
-from privault.runtime import Runtime, open_runtime
+from privault.runtime import Runtime, open_runtime, prepare
 from privault.vault.crypto import token_digest
 
 CONSENT = "/api/v1/consent"
@@ -412,3 +412,31 @@ def test_choices_made_in_the_same_instant_keep_their_order(at: Runtime) -> None:
             the_id = consents.record(the_id, made, subject_id=None, gpc=False, ip=None).consent_id
             latest = consents.current(the_id)
             assert latest is not None and latest.choices == made
+
+
+def test_p1_2_on_postgresql_the_banner_commits_each_statement_and_waits_for_the_disk(
+    fresh_settings: Settings, backend: str
+) -> None:
+    """The banner's requests take sessions in which each statement commits on its own (no
+    BEGIN and COMMIT round trips), from the runtime's own pool, and a choice still waits
+    for the WAL to reach the disk; the pool's next session is a transaction again."""
+    prepare(fresh_settings).dispose()
+    runtime = open_runtime(fresh_settings)
+    try:
+        if backend != "postgresql":
+            assert runtime.autocommit is runtime.factory
+        else:
+            with runtime.autocommit() as session:
+                connection = session.connection().connection.dbapi_connection
+                assert connection is not None and connection.autocommit
+                assert session.scalar(text("SHOW synchronous_commit")) == "on"
+            with runtime.transaction() as session:
+                connection = session.connection().connection.dbapi_connection
+                assert connection is not None and not connection.autocommit
+        with browser(runtime) as client:
+            give(client, ALL)
+            assert client.get(CONSENT).json()["ask"] is False
+        with runtime.transaction() as session:
+            assert session.scalar(select(func.count()).select_from(CookieConsent)) == 1
+    finally:
+        runtime.close()

@@ -21,15 +21,23 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import SplitResult, urlsplit
 
 import ua_parser
 from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 
 from privault.clock import Clock, aware
-from privault.consent.cookies import CookieConsents, with_latest
+from privault.consent.cookies import (
+    CookieConsents,
+    CookieVersions,
+    accepting,
+    live_params,
+    with_live,
+)
 from privault.consent.geo import CountryResolver
 from privault.consent.models import PageView, Visit
 from privault.db import new_id, table_of
@@ -51,14 +59,30 @@ _AT = re.compile(r"@|%40", re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x20\x7f]")
 # Built once: a page view runs these on every request.
 _VISIT_ID = select(Visit.id).where(Visit.visit_key == bindparam("visit_key"))
-_CHOICE_AND_VISIT = with_latest(_VISIT_ID)
+_CHOICE_AND_VISIT = with_live(_VISIT_ID)
 # Of the tables, not the classes: plain Core inserts, without the ORM's bulk insert path.
-_INSERT_VIEW = insert(table_of(PageView))
+_VIEWS, _VISITS = table_of(PageView), table_of(Visit)
+_INSERT_VIEW = insert(_VIEWS)
+#: A page view of a visit already made, written only if the browser's live choice accepts
+#: analytics: most views, in one statement.
+_VIEW_OF_KNOWN_VISIT = (
+    insert(_VIEWS)
+    .from_select(
+        ["id", "visit_id", "subject_id", "page", "referrer", "at"],
+        select(
+            bindparam("id", type_=_VIEWS.c.id.type),
+            _VISITS.c.id,
+            bindparam("subject_id", type_=_VIEWS.c.subject_id.type),
+            bindparam("page", type_=_VIEWS.c.page.type),
+            bindparam("referrer", type_=_VIEWS.c.referrer.type),
+            bindparam("at", type_=_VIEWS.c.at.type),
+        ).where(_VISITS.c.visit_key == bindparam("visit_key"), accepting(CookieCategory.ANALYTICS)),
+    )
+    .execution_options(preserve_rowcount=True)
+)  # else kept for UPDATE and DELETE only
 #: A new visit, unless one with its key was made at the same moment (then no id comes back).
 _NEW_VISIT = {
-    name: make(table_of(Visit))
-    .on_conflict_do_nothing(index_elements=["visit_key"])
-    .returning(table_of(Visit).c.id)
+    name: make(_VISITS).on_conflict_do_nothing(index_elements=["visit_key"]).returning(_VISITS.c.id)
     for name, make in (("postgresql", postgresql.insert), ("sqlite", sqlite.insert))
 }
 
@@ -185,22 +209,31 @@ class Analytics:
         subject_id: str | None,
         user_agent: str | None,
         ip: str | None,
+        known_visit_tried: bool = False,
     ) -> None:
         """Store a page view at the server's time, and its visit if it is the first.
 
         ``consent_id`` is the browser's cookie choice; ``subject_id`` the person logged in,
         if any; ``user_agent`` and ``ip`` are used for a new visit only, and the address is
-        kept only as its network and country.
+        kept only as its network and country. ``known_visit_tried``: the caller has just
+        tried ``record_on_known_visit``, which did not count the view.
 
         Raises ``AnalyticsEventInvalid`` for a bad visit id, page or referrer, and
         ``AnalyticsNotConsented`` unless the browser's live choice accepts analytics (a
         choice made by another logged-in person does not count). Nothing is stored when it
         raises.
         """
-        if not VISIT_ID.fullmatch(event.visit):
-            raise AnalyticsEventInvalid("visit: must be 16 to 64 letters, digits, - or _")
-        page, referrer = page_path(event.page), referrer_address(event.referrer)
-        key = token_digest(event.visit if subject_id is None else f"{event.visit}/{subject_id}")
+        now = self.clock.now()
+        key, view = _view(event, subject_id, now)
+        self.partitions.ensure(self.session, "analytics_page_views", (now,))
+        if consent_id and not known_visit_tried:
+            counted = self.session.connection().execute(
+                _VIEW_OF_KNOWN_VISIT,
+                {**view, "visit_key": key, **self.consents.live_params(consent_id, subject_id)},
+            )
+            if counted.rowcount:
+                return
+        # The visit's first view, or no consent: find out which.
         choice, visit_id = self.consents.current_and(
             consent_id, _CHOICE_AND_VISIT, {"visit_key": key}, subject_id=subject_id
         )
@@ -208,19 +241,8 @@ class Analytics:
             raise AnalyticsNotConsented(
                 "analytics cookies are not accepted in this browser's cookie choice"
             )
-        now = self.clock.now()
-        self.partitions.ensure(self.session, "analytics_page_views", (now,))
-        self.session.execute(
-            _INSERT_VIEW,
-            {
-                "id": new_id(),
-                "visit_id": visit_id or self._new_visit(key, subject_id, now, user_agent, ip),
-                "subject_id": subject_id,
-                "page": page,
-                "referrer": referrer,
-                "at": now,
-            },
-        )
+        visit_id = visit_id or self._new_visit(key, subject_id, now, user_agent, ip)
+        self.session.execute(_INSERT_VIEW, {**view, "visit_id": visit_id})
 
     def visit_length(self, visit: Visit) -> timedelta:
         """From the first page view of a visit to its last (zero for a single one)."""
@@ -309,6 +331,45 @@ class Analytics:
             return str(made)
         # The same visit's first two page views at once: the other one made the row.
         return str(self.session.execute(_VISIT_ID, {"visit_key": key}).scalar_one())
+
+
+async def record_on_known_visit(
+    engine: AsyncEngine,
+    event: PageEvent,
+    *,
+    consent_id: str,
+    versions: CookieVersions,
+    clock: Clock,
+    partitions: Partitions,
+) -> bool:
+    """``Analytics.record``'s common case, a visitor's page view of a visit already made,
+    in one statement on the event loop (no worker thread): the view is written only if
+    the browser's live choice accepts analytics. False when it was not counted (the
+    visit's first view, no such choice, or a month whose partition this process has not
+    met yet): then ``Analytics.record`` decides, with ``known_visit_tried``.
+
+    Raises ``AnalyticsEventInvalid`` for a bad visit id, page or referrer."""
+    now = clock.now()
+    key, view = _view(event, None, now)
+    if not partitions.has("analytics_page_views", now):
+        return False
+    async with engine.connect() as connection:
+        counted = await connection.execute(
+            _VIEW_OF_KNOWN_VISIT,
+            {**view, "visit_key": key, **live_params(versions, now, consent_id, None)},
+        )
+    return bool(counted.rowcount)
+
+
+def _view(event: PageEvent, subject_id: str | None, now: datetime) -> tuple[bytes, dict[str, Any]]:
+    """The key of the visit of a page view (its visit id, bound to the person when logged
+    in) and the view's row but its visit. Raises ``AnalyticsEventInvalid``."""
+    if not VISIT_ID.fullmatch(event.visit):
+        raise AnalyticsEventInvalid("visit: must be 16 to 64 letters, digits, - or _")
+    page, referrer = page_path(event.page), referrer_address(event.referrer)
+    key = token_digest(event.visit if subject_id is None else f"{event.visit}/{subject_id}")
+    view = {"id": new_id(), "subject_id": subject_id, "page": page, "referrer": referrer, "at": now}
+    return key, view
 
 
 def _collapsed(pages: Iterable[str]) -> tuple[str, ...]:

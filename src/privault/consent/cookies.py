@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Select, bindparam, insert, select
+from sqlalchemy import Exists, Row, Select, String, bindparam, exists, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from privault.clock import Clock, aware
@@ -243,7 +243,16 @@ class CookieConsents:
         """
         if not consent_id:
             return None
-        return self._live(consent_id, self._latest(consent_id), subject_id, gpc)
+        row = self.session.execute(_LIVE, self.live_params(consent_id, subject_id)).first()
+        if row is None:
+            return None
+        if gpc and any(
+            row.choices.get(str(cid))
+            for cid, c in self.policy.consent.categories.items()
+            if c.gpc_refuses
+        ):
+            return None
+        return _choice(consent_id, row)
 
     def current_and(
         self,
@@ -254,33 +263,21 @@ class CookieConsents:
         subject_id: str | None = None,
     ) -> tuple[Choice | None, Any]:
         """``current``, and in the same round trip to the database a value the caller
-        needs as well (a page view: its visit). ``statement`` comes from ``with_latest``;
-        ``params`` are its parameters but the consent id's. Without a stored choice the
-        value is not looked up: (None, None)."""
+        needs as well (a page view: its visit). ``statement`` comes from ``with_live``;
+        ``params`` are its parameters but the choice's. Without a live choice the value is
+        not looked up: (None, None)."""
         if not consent_id:
             return None, None
-        row = self.session.execute(statement, {**params, "key": token_digest(consent_id)}).first()
+        row = self.session.execute(
+            statement, {**params, **self.live_params(consent_id, subject_id)}
+        ).first()
         if row is None:
             return None, None
-        return self._live(consent_id, row, subject_id, gpc=False), row.also
+        return _choice(consent_id, row), row.also
 
-    def _live(
-        self, consent_id: str, row: _ChoiceRow | Row[Any] | None, subject_id: str | None, gpc: bool
-    ) -> Choice | None:
-        if row is None:
-            return None
-        if row.subject_id is not None and subject_id is not None and row.subject_id != subject_id:
-            return None
-        given = CookieVersions(row.banner_version, row.cookies_version, row.policy_version)
-        if given != self.versions or aware(row.expires_at) <= self.clock.now():
-            return None
-        if gpc and any(
-            row.choices.get(str(cid))
-            for cid, c in self.policy.consent.categories.items()
-            if c.gpc_refuses
-        ):
-            return None
-        return _choice(consent_id, row)
+    def live_params(self, consent_id: str, subject_id: str | None) -> dict[str, Any]:
+        """``live_params`` under this policy, now."""
+        return live_params(self.versions, self.clock.now(), consent_id, subject_id)
 
     def allows(self, consent_id: str | None, category: str) -> bool:
         """Whether the browser holding ``consent_id`` has a live choice accepting
@@ -330,15 +327,54 @@ _LATEST = (
     .order_by(CookieConsent.given_at.desc(), CookieConsent.id.desc())
     .limit(1)
 )
+_LATEST_ROW = _LATEST.subquery()
+#: The latest choice of a consent id while it is live: given under the current banner text,
+#: cookie list and policy versions, not expired, and not tied to a person other than the
+#: logged-in caller (``caller``; None for a visitor, who may use any choice they hold).
+_LIVE = select(_LATEST_ROW).where(
+    _LATEST_ROW.c.banner_version == bindparam("banner"),
+    _LATEST_ROW.c.cookies_version == bindparam("cookies"),
+    _LATEST_ROW.c.policy_version == bindparam("policy"),
+    _LATEST_ROW.c.expires_at > bindparam("now"),
+    or_(
+        _LATEST_ROW.c.subject_id.is_(None),
+        _LATEST_ROW.c.subject_id
+        == func.coalesce(bindparam("caller", type_=String), _LATEST_ROW.c.subject_id),
+    ),
+)
 _INSERT = insert(table_of(CookieConsent))
 
 
-def with_latest(also: Select[Any]) -> Select[Any]:
-    """The statement ``CookieConsents.current_and`` runs: the latest choice of a consent
-    id with the value of ``also`` (a one-column select) beside it. Build it once, at
+def with_live(also: Select[Any]) -> Select[Any]:
+    """The statement ``CookieConsents.current_and`` runs: the live choice of a consent id
+    with the value of ``also`` (a one-column select) beside it. Build it once, at
     import."""
-    latest = _LATEST.subquery()
-    return select(*latest.c, also.scalar_subquery().label("also"))
+    live = _LIVE.subquery()
+    return select(*live.c, also.scalar_subquery().label("also"))
+
+
+def live_params(
+    versions: CookieVersions, now: datetime, consent_id: str, subject_id: str | None
+) -> dict[str, Any]:
+    """The parameters of a statement built with ``with_live`` or ``accepting``: the live
+    choice of ``consent_id`` at ``now`` under ``versions``, for the logged-in caller
+    ``subject_id`` (None for a visitor)."""
+    return {
+        "key": token_digest(consent_id),
+        "banner": versions.banner,
+        "cookies": versions.cookies,
+        "policy": versions.policy,
+        "now": now,
+        "caller": subject_id,
+    }
+
+
+def accepting(category: str) -> Exists:
+    """A condition that holds when the live choice of a consent id accepts ``category``:
+    for a statement that writes only with consent, checked in the same round trip. Its
+    parameters come from ``live_params``. Build it once, at import."""
+    live = _LIVE.subquery()
+    return exists().select_from(live).where(live.c.choices[category].as_boolean())
 
 
 def _choice(consent_id: str, row: _ChoiceRow | Row[Any]) -> Choice:

@@ -99,6 +99,12 @@ class Partitions:
         else:
             event.listen(session, "after_commit", lambda _s: self._remember(made), once=True)
 
+    def has(self, table: str, moment: datetime) -> bool:
+        """Whether the partition of ``table`` for the month of ``moment`` is known to exist
+        (made or met by ``ensure`` in this process)."""
+        with self._lock:
+            return (table, month_of(moment)) in self._known
+
     def _remember(self, made: set[tuple[str, date]]) -> None:
         with self._lock:
             self._known |= made

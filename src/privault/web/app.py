@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -38,8 +40,24 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """What lives as long as the app is served: the engine that counts page views on the
+    event loop (PostgreSQL), made and disposed of in the loop that serves."""
+    runtime: Runtime = app.state.runtime
+    engine = runtime.page_views_on_loop()
+    app.state.page_views = engine
+    try:
+        yield
+    finally:
+        app.state.page_views = None
+        if engine is not None:
+            await engine.dispose()
+
+
 def create_app(runtime: Runtime) -> FastAPI:
     app = FastAPI(
+        lifespan=_lifespan,
         title="Privault",
         version=__version__,
         summary="Personal data of the conference-call service, kept as its privacy policy says.",
@@ -50,6 +68,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         docs_url=None,
     )
     app.state.runtime = runtime
+    app.state.page_views = None  # until the lifespan starts
     errors.install(app)
     app.add_middleware(JsonBodies, also={API + cdrs.PATH: cdrs.MEDIA_TYPES})
     app.add_middleware(BodySizeLimit, limit=runtime.settings.max_body_bytes)

@@ -10,13 +10,14 @@ from datetime import datetime
 
 from fastapi import APIRouter, Request, Response, status
 from pydantic import Field
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 
-from privault.consent.analytics import MAX_URL, PageEvent
+from privault.consent.analytics import MAX_URL, PageEvent, record_on_known_visit
 from privault.consent.cookies import consent_id_from_cookie
 from privault.policy.model import CONSENT_COOKIE
 from privault.service.schemas import Strict
-from privault.web.deps import RuntimeDep, in_transaction, viewer
+from privault.web.deps import RuntimeDep, in_transaction, session_token, viewer
 
 router = APIRouter(tags=["analytics"])
 
@@ -48,6 +49,20 @@ async def record_page_view(body: PageViewIn, request: Request, runtime: RuntimeD
     this browser's cookie choice accepts analytics. Tied to the person only when logged in."""
     event = PageEvent(body.visit, body.page, body.referrer)
     consent_id = consent_id_from_cookie(request.cookies.get(CONSENT_COOKIE))
+    # A visitor's view of a visit already made: on the event loop, in one statement.
+    engine: AsyncEngine | None = request.app.state.page_views
+    tried = False
+    if engine is not None and consent_id is not None and session_token(request) is None:
+        tried = True
+        if await record_on_known_visit(
+            engine,
+            event,
+            consent_id=consent_id,
+            versions=runtime.cookie_versions,
+            clock=runtime.clock,
+            partitions=runtime.partitions,
+        ):
+            return Response(status_code=status.HTTP_204_NO_CONTENT)
 
     def work(db: Session) -> None:
         caller = viewer(request, runtime, db)
@@ -57,6 +72,7 @@ async def record_page_view(body: PageViewIn, request: Request, runtime: RuntimeD
             subject_id=caller.subject_id if caller else None,
             user_agent=request.headers.get("user-agent"),
             ip=request.client.host if request.client else None,
+            known_visit_tried=tried,
         )
 
     await in_transaction(runtime, work, runtime.page_views)

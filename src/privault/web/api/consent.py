@@ -24,6 +24,7 @@ from privault.consent.cookies import (
     lifetime_words,
 )
 from privault.policy.model import CONSENT_COOKIE
+from privault.runtime import Runtime
 from privault.service.schemas import Strict
 from privault.web.deps import RuntimeDep, in_transaction, viewer
 
@@ -104,12 +105,26 @@ def _category(category: BannerCategory) -> CategoryOut:
     )
 
 
-def _out(runtime: RuntimeDep, choice: Choice | None, gpc: bool) -> ConsentOut:
+#: The banner's categories as sent, by the banner text and cookie list versions, which
+#: they follow from: the same for every request under one policy, so built once.
+_CATEGORIES: dict[tuple[str, str], list[CategoryOut]] = {}
+
+
+def _categories(runtime: Runtime) -> list[CategoryOut]:
+    versions: CookieVersions = runtime.cookie_versions
+    key = (versions.banner, versions.cookies)
+    categories = _CATEGORIES.get(key)
+    if categories is None:
+        categories = _CATEGORIES[key] = [_category(c) for c in banner(runtime.policy)]
+    return categories
+
+
+def _out(runtime: Runtime, choice: Choice | None, gpc: bool) -> ConsentOut:
     versions: CookieVersions = runtime.cookie_versions
     return ConsentOut(
         ask=choice is None,
         gpc=gpc,
-        categories=[_category(c) for c in banner(runtime.policy)],
+        categories=_categories(runtime),
         choice=None
         if choice is None
         else ChoiceOut(
@@ -135,7 +150,7 @@ async def read_consent(request: Request, response: Response, runtime: RuntimeDep
             consent_id, subject_id=caller.subject_id if caller else None, gpc=gpc
         )
 
-    choice = await in_transaction(runtime, work)
+    choice = await in_transaction(runtime, work, runtime.autocommit)
     response.headers["Cache-Control"] = NO_STORE
     return _out(runtime, choice, gpc)
 
@@ -161,7 +176,7 @@ async def give_consent(
             ip=request.client.host if request.client else None,
         )
 
-    choice = await in_transaction(runtime, work)
+    choice = await in_transaction(runtime, work, runtime.autocommit)
     response.set_cookie(
         CONSENT_COOKIE,
         cookie_value(choice),
