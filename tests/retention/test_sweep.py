@@ -4,6 +4,8 @@ what a hold covers stays until the hold is released."""
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,8 +14,10 @@ from sqlalchemy import func, select, text
 from factories import Person, register, run_cli
 from privault.clock import FrozenClock
 from privault.config import Settings
+from privault.db import make_engine
 from privault.retention.models import SweepErased, SweepRun
-from privault.retention.partitions import partitions
+from privault.retention.partitions import lock_key, partitions
+from privault.retention.sweep import SweepReport
 from privault.rights.models import RetainedRecord
 from privault.runtime import Runtime, open_runtime, prepare
 from privault.service.cdrs import CdrIn
@@ -271,6 +275,53 @@ def test_p6_2_on_postgresql_an_expired_month_is_dropped_whole_unless_it_holds_a_
     assert left(at, bob) == {bob_may} and left(at, alice) == set()
     # A new call in a dropped month makes its partition again.
     calls(at, alice, june + timedelta(days=1))
+
+
+def test_p6_2_on_postgresql_two_sweeps_at_once_drop_a_month_once(
+    fresh_settings: Settings, backend: str
+) -> None:
+    """A sweep that meets a month another sweep is dropping waits for it, then finds the
+    month gone and goes on, rather than failing on a table that no longer exists."""
+    if backend != "postgresql":
+        return  # SQLite has no partitions
+    prepare(fresh_settings).dispose()
+    runtime = open_runtime(
+        fresh_settings, clock=FrozenClock(datetime(2027, 1, 20, 9, 0, tzinfo=UTC))
+    )
+    other = make_engine(fresh_settings.db_url)
+    month = "call_records_p2025_05"
+    try:
+        calls(runtime, register(runtime, "alice"), OLD)
+        outcome: list[object] = []
+
+        def sweep() -> None:
+            try:
+                outcome.append(runtime.retention_sweep().run())
+            except Exception as exc:
+                outcome.append(exc)
+
+        with other.connect() as conn:
+            first = conn.begin()  # the other sweep, in the middle of dropping May
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key(month)})
+            sweeper = threading.Thread(target=sweep)
+            sweeper.start()
+            waiting = text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            )
+            deadline = time.monotonic() + 60
+            while not conn.scalar(waiting):
+                assert time.monotonic() < deadline, "the sweep never reached the month's lock"
+                time.sleep(0.01)
+            conn.execute(text(f"DROP TABLE {month}"))
+            first.commit()
+        sweeper.join(timeout=60)
+        [report] = outcome
+        assert isinstance(report, SweepReport), report
+        [swept] = [s for s in report.swept if s.table == "call_records"]
+        assert (swept.rows, swept.partitions) == (0, 0)
+    finally:
+        other.dispose()
+        runtime.close()
 
 
 def test_p6_2_privault_sweep_prints_the_counts(fresh_settings: Settings, tmp_path: Path) -> None:

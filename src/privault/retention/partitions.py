@@ -51,6 +51,11 @@ def partition_name(table: str, month: date) -> str:
     return f"{table}_p{month:%Y_%m}"
 
 
+def lock_key(name: str) -> int:
+    """The advisory lock taken by whoever makes or drops the partition ``name``."""
+    return zlib.crc32(name.encode())
+
+
 class Partitions:
     """The months that have a partition, remembered per process so that a page view does
     not ask the database each time."""
@@ -76,7 +81,7 @@ class Partitions:
         for month in sorted(months):
             start, end = _bounds(month)
             name = partition_name(table, month)
-            key = {"key": zlib.crc32(name.encode())}
+            key = {"key": lock_key(name)}
             # Two making the same partition at once: the second waits here for the first to
             # be done, then finds it made (IF NOT EXISTS alone races). In a transaction the
             # lock lasts to its end; in autocommit it is let go below.

@@ -50,7 +50,7 @@ from privault.db import Base, is_postgres, new_id
 from privault.policy.model import Policy, RetentionAnchor
 from privault.policy.types import Duration
 from privault.retention.models import LegalHold, LegalHoldSubject, SweepErased, SweepRun
-from privault.retention.partitions import PARTITIONED, Partitions, month_of, partitions
+from privault.retention.partitions import PARTITIONED, Partitions, lock_key, month_of, partitions
 from privault.rights.models import RetainedRecord
 from privault.vault.datamap import PersonalTable, tables
 
@@ -323,6 +323,13 @@ class RetentionSweep:
             months = [p for p in partitions(session, task.table.table) if p.end <= task.cutoff]
         for month in months:
             with self.factory.begin() as session:
+                # Another sweep may be dropping the same month: the second waits for the
+                # first, then finds the month gone.
+                session.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key(month.name)}
+                )
+                if session.scalar(text("SELECT to_regclass(:name)"), {"name": month.name}) is None:
+                    continue
                 subject = task.table.subject_column
                 part = table_clause(month.name, column_clause(subject))
                 held = session.scalar(
