@@ -63,8 +63,15 @@ class Site:
     """`privault serve` on 127.0.0.1 with a data folder of its own; ``env`` adds settings
     (PRIVAULT_POLICY_FILE, ...)."""
 
-    def __init__(self, settings: Settings, folder: Path, env: Mapping[str, str] = {}) -> None:
-        port = free_port()
+    def __init__(
+        self,
+        settings: Settings,
+        folder: Path,
+        env: Mapping[str, str] = {},
+        *,
+        worker: bool = False,
+    ) -> None:
+        port = self.port = free_port()
         self.settings = settings
         self.url = f"http://127.0.0.1:{port}"
         self.output = folder / f"serve-{port}.log"
@@ -80,7 +87,7 @@ class Site:
         command = Path(sys.executable).with_name("privault")
         with self.output.open("wb") as log:
             self.process = subprocess.Popen(
-                [str(command), "serve", "--port", str(port), "--no-worker"],
+                [str(command), "serve", "--port", str(port)] + ([] if worker else ["--no-worker"]),
                 env=environment,
                 cwd=folder,
                 stdout=log,
@@ -105,7 +112,8 @@ class Site:
         self.stop()
         pytest.fail(f"serve did not answer within {STARTUP_SECONDS}s:\n{self.log()}")
 
-    def stop(self) -> None:
+    def stop(self) -> int:
+        """SIGTERM, as a service manager stops it; fails the test if that does not stop it."""
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -113,6 +121,8 @@ class Site:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+                pytest.fail(f"serve did not stop on SIGTERM; log:\n{self.log()}")
+        return self.process.returncode
 
 
 class Visits:
@@ -158,12 +168,12 @@ def site(data: Settings) -> Iterator[Site]:
 
 @pytest.fixture
 def serve() -> Iterator[Callable[..., Site]]:
-    """Starts servers of the test's own (``serve(settings, folder, **env)``); all stopped
-    after the test."""
+    """Starts servers of the test's own (``serve(settings, folder, worker=False, **env)``);
+    all stopped after the test."""
     started: list[Site] = []
 
-    def start(settings: Settings, folder: Path, **env: str) -> Site:
-        started.append(Site(settings, folder, env))
+    def start(settings: Settings, folder: Path, *, worker: bool = False, **env: str) -> Site:
+        started.append(Site(settings, folder, env, worker=worker))
         return started[-1]
 
     yield start

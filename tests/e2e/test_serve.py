@@ -4,18 +4,14 @@ over real HTTP, and the worker inside the server delivering the verification mai
 from __future__ import annotations
 
 import email
-import os
 import re
 import signal
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx2
 import pytest
@@ -24,19 +20,12 @@ from privault.config import Settings
 
 pytestmark = pytest.mark.e2e
 
-STARTUP_SECONDS = 60
 MAIL_SECONDS = 30
 T = TypeVar("T")
+Site = Any  # conftest.Site: a running `privault serve`
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def poll(what: str, attempt: Callable[[], T | None], seconds: float, server: Server) -> T:
+def poll(what: str, attempt: Callable[[], T | None], seconds: float, server: Site) -> T:
     """Call ``attempt`` until it returns something, the server dies, or the deadline passes."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -49,60 +38,10 @@ def poll(what: str, attempt: Callable[[], T | None], seconds: float, server: Ser
     pytest.fail(f"no {what} within {seconds}s; server log:\n{server.log()}")
 
 
-class Server:
-    def __init__(self, settings: Settings, folder: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.output = folder / "serve.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PRIVAULT_")}
-        env.update(
-            PRIVAULT_DATA_DIR=str(settings.data_dir),
-            PRIVAULT_DATABASE_URL=settings.db_url,
-            PRIVAULT_BASE_URL=self.url,
-            PRIVAULT_ARGON2_TIME_COST=str(settings.argon2_time_cost),
-            PRIVAULT_ARGON2_MEMORY_KIB=str(settings.argon2_memory_kib),
-            PRIVAULT_WORKER_INTERVAL="0.2",
-        )
-        command = Path(sys.executable).with_name("privault")
-        with self.output.open("wb") as log:
-            self.process = subprocess.Popen(
-                [str(command), "serve", "--port", str(self.port)],
-                env=env,
-                cwd=folder,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    def log(self) -> str:
-        return self.output.read_text(errors="replace")
-
-    def healthy(self) -> bool | None:
-        try:
-            response = httpx2.get(f"{self.url}/healthz", timeout=1)
-        except httpx2.TransportError:
-            return None
-        return True if response.status_code == 200 else None
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-                pytest.fail(f"serve did not stop on SIGTERM; log:\n{self.log()}")
-        return self.process.returncode
-
-
 @pytest.fixture
-def server(fresh_settings: Settings, tmp_path: Path) -> Iterator[Server]:
-    running = Server(fresh_settings, tmp_path)
-    try:
-        poll("/healthz", running.healthy, STARTUP_SECONDS, running)
-        yield running
-    finally:
-        running.stop()
+def server(serve: Callable[..., Site], fresh_settings: Settings, tmp_path: Path) -> Site:
+    """`privault serve` with its worker, which sends the outbox every 0.2 s."""
+    return serve(fresh_settings, tmp_path, worker=True, PRIVAULT_WORKER_INTERVAL="0.2")
 
 
 def delivered(maildir: Path) -> list[Path]:
@@ -110,7 +49,7 @@ def delivered(maildir: Path) -> list[Path]:
 
 
 def test_serve_registers_logs_in_updates_the_profile_and_mails_the_verification(
-    server: Server, fresh_settings: Settings
+    server: Site, fresh_settings: Settings
 ) -> None:
     assert f"serving on {server.url}" in server.log()
     person = f"carol.e2e.{server.port}@example.com"
