@@ -316,17 +316,19 @@ class Runtime:
             )
         )
 
-    def page_views_on_loop(self) -> AsyncEngine | None:
-        """A new engine, for the event loop that calls this, that counts a visitor's page
-        views of known visits without a worker thread (``record_on_known_visit``), set up
-        as ``page_views``; the caller disposes of it in the same loop. None where
-        ``page_views`` are the runtime's own sessions (SQLite, or a factory given)."""
+    def on_loop(self, *, page_views: bool = False) -> AsyncEngine | None:
+        """A new engine for the event loop that calls this (the caller disposes of it in
+        that loop), in autocommit: for the hot writes of visitors that take one statement
+        (a first cookie choice, a page view of a visit already made), so that they need no
+        worker thread. With ``page_views`` its commits do not wait for the WAL, as
+        ``page_views``; without, they do. None where ``page_views`` are the runtime's own
+        sessions (SQLite, or a factory given)."""
         if self.page_views is self.factory:
             return None
         return make_async_engine(
             self.settings.db_url,
             isolation_level="AUTOCOMMIT",
-            on_connect=_PAGE_VIEW_SETTINGS,
+            on_connect=_PAGE_VIEW_SETTINGS if page_views else (),
             pool_size=3,
             max_overflow=5,
         )

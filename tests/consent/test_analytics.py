@@ -535,10 +535,10 @@ def test_p2_2_on_postgresql_a_visitors_view_of_a_known_visit_is_counted_on_the_e
     runtime = open_runtime(fresh_settings)
     try:
         if backend != "postgresql":
-            assert runtime.page_views_on_loop() is None
+            assert runtime.on_loop(page_views=True) is None
             return
         with browser(runtime) as client:
-            assert client.app.state.page_views is not None  # type: ignore[attr-defined]
+            assert client.app.state.loop_page_views is not None  # type: ignore[attr-defined]
             consent(client, ACCEPT)
             visit = visit_id()
             counted(client, visit, "/")
@@ -547,7 +547,7 @@ def test_p2_2_on_postgresql_a_visitors_view_of_a_known_visit_is_counted_on_the_e
 
         def on_loop(event: PageEvent, clock: Clock = runtime.clock) -> bool:
             async def record() -> bool:
-                engine = runtime.page_views_on_loop()
+                engine = runtime.on_loop(page_views=True)
                 assert engine is not None
                 try:
                     return await record_on_known_visit(

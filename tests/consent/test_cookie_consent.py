@@ -419,12 +419,13 @@ def test_p1_2_on_postgresql_the_banner_commits_each_statement_and_waits_for_the_
 ) -> None:
     """The banner's requests take sessions in which each statement commits on its own (no
     BEGIN and COMMIT round trips), from the runtime's own pool, and a choice still waits
-    for the WAL to reach the disk; the pool's next session is a transaction again."""
+    for the WAL to reach the disk; the pool's next session is a transaction again. A first
+    visit's choice is one INSERT on the served app's event loop, with the same proof."""
     prepare(fresh_settings).dispose()
     runtime = open_runtime(fresh_settings)
     try:
         if backend != "postgresql":
-            assert runtime.autocommit is runtime.factory
+            assert runtime.autocommit is runtime.factory and runtime.on_loop() is None
         else:
             with runtime.autocommit() as session:
                 connection = session.connection().connection.dbapi_connection
@@ -434,9 +435,21 @@ def test_p1_2_on_postgresql_the_banner_commits_each_statement_and_waits_for_the_
                 connection = session.connection().connection.dbapi_connection
                 assert connection is not None and not connection.autocommit
         with browser(runtime) as client:
-            give(client, ALL)
-            assert client.get(CONSENT).json()["ask"] is False
-        with runtime.transaction() as session:
-            assert session.scalar(select(func.count()).select_from(CookieConsent)) == 1
+            if backend == "postgresql":
+                assert client.app.state.loop_writes is not None  # type: ignore[attr-defined]
+            api_error(client.put(CONSENT, json={"choices": {"analytics": True}}), 422)
+            first = give(client, ALL, **GPC)  # no consent id yet: a first choice
+            assert client.get(CONSENT, headers=GPC).json()["ask"] is False
+            give(client, NECESSARY_ONLY)  # the same consent id: its history grows
+        [made, changed] = rows(runtime)
+        assert made.choices == first["choice"]["choices"] == ALL | {"advertising": False}
+        assert (made.gpc, made.ip_prefix, made.subject_id) == (True, "203.0.113.0/24", None)
+        versions = runtime.cookie_versions
+        assert (made.banner_version, made.cookies_version, made.policy_version) == (
+            versions.banner,
+            versions.cookies,
+            versions.policy,
+        )
+        assert changed.consent_key == made.consent_key and changed.choices == NECESSARY_ONLY
     finally:
         runtime.close()

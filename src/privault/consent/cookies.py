@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Exists, Row, Select, String, bindparam, exists, func, insert, or_, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 
 from privault.clock import Clock, aware
@@ -184,11 +185,7 @@ class CookieConsents:
         necessary refused, ``ConsentNotYours`` for a consent id tied to another person.
         Nothing is stored when it raises.
         """
-        clean = self._checked(choices)
-        if gpc:
-            for cid, category in self.policy.consent.categories.items():
-                if category.gpc_refuses:
-                    clean[str(cid)] = False
+        clean = _checked(self.policy, choices, gpc)
         latest = self._latest(consent_id) if consent_id else None
         if latest is not None and latest.subject_id not in (None, subject_id):
             if subject_id is not None:
@@ -197,37 +194,14 @@ class CookieConsents:
                     "privault_consent cookie to make your own"
                 )
             latest = None  # a visitor starts afresh rather than edit someone's proof
-        if latest is None or consent_id is None:
-            consent_id, latest = secrets.token_urlsafe(24), None
         now = self.clock.now()
-        choice = Choice(
-            consent_id=consent_id,
-            subject_id=subject_id,
-            choices=clean,
-            gpc=gpc,
-            given_at=now,
-            expires_at=self.policy.consent.lifetime.add_to(now),
-            versions=self.versions,
-        )
-        self.session.execute(
-            _INSERT,
-            {
-                # Later than the latest even in the same instant: the history keeps its order.
-                "id": new_id()
-                if latest is None
-                else _id_after(latest.id, aware(latest.given_at), now),
-                "consent_key": token_digest(consent_id),
-                "subject_id": subject_id,
-                "choices": clean,
-                "gpc": gpc,
-                "banner_version": self.versions.banner,
-                "cookies_version": self.versions.cookies,
-                "policy_version": self.versions.policy,
-                "given_at": now,
-                "expires_at": choice.expires_at,
-                "ip_prefix": truncate_ip(ip),
-            },
-        )
+        if latest is None or consent_id is None:
+            consent_id, row_id = secrets.token_urlsafe(24), new_id()
+        else:
+            # Later than the latest even in the same instant: the history keeps its order.
+            row_id = _id_after(latest.id, aware(latest.given_at), now)
+        choice = _made(self.policy, self.versions, consent_id, subject_id, clean, gpc, now)
+        self.session.execute(_INSERT, _row(choice, row_id, ip))
         return choice
 
     def current(
@@ -288,23 +262,6 @@ class CookieConsents:
         choice = self.current(consent_id)
         return choice is not None and choice.choices.get(category) is True
 
-    def _checked(self, choices: Mapping[str, bool]) -> dict[str, bool]:
-        known = [str(cid) for cid in self.policy.consent.categories]
-        unknown = [name for name in choices if name not in known]
-        if unknown:
-            raise CookieChoiceInvalid(f"unknown cookie category {_shown(unknown[0])}")
-        missing = [name for name in known if name not in choices]
-        if missing:
-            raise CookieChoiceInvalid(
-                f"the choice must name every category: {', '.join(missing)} is missing"
-            )
-        for cid, category in self.policy.consent.categories.items():
-            if category.always_on and choices[str(cid)] is not True:
-                raise CookieChoiceInvalid(
-                    f"{cid} cookies are always on: the site cannot work without them"
-                )
-        return {name: bool(choices[name]) for name in known}
-
     def _latest(self, consent_id: str) -> _ChoiceRow | None:
         return self.session.execute(_LATEST, {"key": token_digest(consent_id)}).first()
 
@@ -343,6 +300,86 @@ _LIVE = select(_LATEST_ROW).where(
     ),
 )
 _INSERT = insert(table_of(CookieConsent))
+
+
+async def record_first_choice(
+    engine: AsyncEngine,
+    policy: Policy,
+    versions: CookieVersions,
+    clock: Clock,
+    choices: Mapping[str, bool],
+    *,
+    gpc: bool,
+    ip: str | None,
+) -> Choice:
+    """``CookieConsents.record`` for a browser without a consent id, nobody logged in (a
+    first visit's choice): one INSERT, on the event loop (no worker thread). ``engine``
+    commits each statement on its own and waits for the disk: this row is a proof.
+
+    Raises ``CookieChoiceInvalid``, as ``record`` does; nothing is stored then."""
+    clean = _checked(policy, choices, gpc)
+    made = _made(policy, versions, secrets.token_urlsafe(24), None, clean, gpc, clock.now())
+    async with engine.connect() as connection:
+        await connection.execute(_INSERT, _row(made, new_id(), ip))
+    return made
+
+
+def _checked(policy: Policy, choices: Mapping[str, bool], gpc: bool) -> dict[str, bool]:
+    """The choice to store: every category of the banner named, strictly necessary on;
+    with ``gpc`` every category the policy says GPC refuses is refused."""
+    known = [str(cid) for cid in policy.consent.categories]
+    unknown = [name for name in choices if name not in known]
+    if unknown:
+        raise CookieChoiceInvalid(f"unknown cookie category {_shown(unknown[0])}")
+    missing = [name for name in known if name not in choices]
+    if missing:
+        raise CookieChoiceInvalid(
+            f"the choice must name every category: {', '.join(missing)} is missing"
+        )
+    for cid, category in policy.consent.categories.items():
+        if category.always_on and choices[str(cid)] is not True:
+            raise CookieChoiceInvalid(
+                f"{cid} cookies are always on: the site cannot work without them"
+            )
+    refused = {str(cid) for cid, c in policy.consent.categories.items() if gpc and c.gpc_refuses}
+    return {name: bool(choices[name]) and name not in refused for name in known}
+
+
+def _made(
+    policy: Policy,
+    versions: CookieVersions,
+    consent_id: str,
+    subject_id: str | None,
+    choices: dict[str, bool],
+    gpc: bool,
+    now: datetime,
+) -> Choice:
+    return Choice(
+        consent_id=consent_id,
+        subject_id=subject_id,
+        choices=choices,
+        gpc=gpc,
+        given_at=now,
+        expires_at=policy.consent.lifetime.add_to(now),
+        versions=versions,
+    )
+
+
+def _row(choice: Choice, row_id: str, ip: str | None) -> dict[str, Any]:
+    """The ``cookie_consents`` row of a choice: its proof. The address only as its network."""
+    return {
+        "id": row_id,
+        "consent_key": token_digest(choice.consent_id),
+        "subject_id": choice.subject_id,
+        "choices": choice.choices,
+        "gpc": choice.gpc,
+        "banner_version": choice.versions.banner,
+        "cookies_version": choice.versions.cookies,
+        "policy_version": choice.versions.policy,
+        "given_at": choice.given_at,
+        "expires_at": choice.expires_at,
+        "ip_prefix": truncate_ip(ip),
+    }
 
 
 def with_live(also: Select[Any]) -> Select[Any]:

@@ -42,17 +42,18 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """What lives as long as the app is served: the engine that counts page views on the
-    event loop (PostgreSQL), made and disposed of in the loop that serves."""
+    """What lives as long as the app is served: the engines of its event loop (PostgreSQL),
+    made and disposed of in the loop that serves."""
     runtime: Runtime = app.state.runtime
-    engine = runtime.page_views_on_loop()
-    app.state.page_views = engine
+    engines = (runtime.on_loop(page_views=True), runtime.on_loop())
+    app.state.loop_page_views, app.state.loop_writes = engines
     try:
         yield
     finally:
-        app.state.page_views = None
-        if engine is not None:
-            await engine.dispose()
+        app.state.loop_page_views = app.state.loop_writes = None
+        for engine in engines:
+            if engine is not None:
+                await engine.dispose()
 
 
 def create_app(runtime: Runtime) -> FastAPI:
@@ -68,7 +69,7 @@ def create_app(runtime: Runtime) -> FastAPI:
         docs_url=None,
     )
     app.state.runtime = runtime
-    app.state.page_views = None  # until the lifespan starts
+    app.state.loop_page_views = app.state.loop_writes = None  # until the lifespan starts
     errors.install(app)
     app.add_middleware(JsonBodies, also={API + cdrs.PATH: cdrs.MEDIA_TYPES})
     app.add_middleware(BodySizeLimit, limit=runtime.settings.max_body_bytes)

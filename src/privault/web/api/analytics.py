@@ -50,7 +50,7 @@ async def record_page_view(body: PageViewIn, request: Request, runtime: RuntimeD
     event = PageEvent(body.visit, body.page, body.referrer)
     consent_id = consent_id_from_cookie(request.cookies.get(CONSENT_COOKIE))
     # A visitor's view of a visit already made: on the event loop, in one statement.
-    engine: AsyncEngine | None = request.app.state.page_views
+    engine: AsyncEngine | None = request.app.state.loop_page_views
     tried = False
     if engine is not None and consent_id is not None and session_token(request) is None:
         tried = True

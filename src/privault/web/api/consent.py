@@ -12,6 +12,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field, StrictBool
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import Session
 
 from privault.consent.cookies import (
@@ -22,11 +23,12 @@ from privault.consent.cookies import (
     consent_id_from_cookie,
     cookie_value,
     lifetime_words,
+    record_first_choice,
 )
 from privault.policy.model import CONSENT_COOKIE
 from privault.runtime import Runtime
 from privault.service.schemas import Strict
-from privault.web.deps import RuntimeDep, in_transaction, viewer
+from privault.web.deps import RuntimeDep, in_transaction, session_token, viewer
 
 router = APIRouter(tags=["consent"])
 
@@ -166,6 +168,8 @@ async def give_consent(
     gpc = _gpc(request)
     consent_id = consent_id_from_cookie(request.cookies.get(CONSENT_COOKIE))
 
+    ip = request.client.host if request.client else None
+
     def work(db: Session) -> Choice:
         caller = viewer(request, runtime, db)
         return runtime.cookie_consents(db).record(
@@ -173,10 +177,23 @@ async def give_consent(
             body.choices,
             subject_id=caller.subject_id if caller else None,
             gpc=gpc,
-            ip=request.client.host if request.client else None,
+            ip=ip,
         )
 
-    choice = await in_transaction(runtime, work, runtime.autocommit)
+    engine: AsyncEngine | None = request.app.state.loop_writes
+    if engine is not None and consent_id is None and session_token(request) is None:
+        # A first visit's choice: one INSERT, on the event loop.
+        choice = await record_first_choice(
+            engine,
+            runtime.policy,
+            runtime.cookie_versions,
+            runtime.clock,
+            body.choices,
+            gpc=gpc,
+            ip=ip,
+        )
+    else:
+        choice = await in_transaction(runtime, work, runtime.autocommit)
     response.set_cookie(
         CONSENT_COOKIE,
         cookie_value(choice),
