@@ -8,7 +8,8 @@ from html.parser import HTMLParser
 import pytest
 from fastapi.testclient import TestClient
 
-from privault.consent.cookies import duration_words, lifetime_words
+from privault.consent.cookies import lifetime_words
+from privault.policy.types import duration_words
 from privault.policy.model import Cookie, CookieCategory, CookieKind, Policy
 from privault.policy.types import Duration
 from privault.runtime import Runtime
