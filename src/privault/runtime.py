@@ -502,14 +502,22 @@ def open_runtime(
     clock: Clock | None = None,
     version: int | None = None,
 ) -> Runtime:
-    """Open an initialised data folder on the policy version in force now (or on stored
-    ``version``); refuses an exposed keyring or a missing schema. ``PolicyError`` when the
-    version no longer parses."""
+    """Open an initialised data folder on the policy version in force at ``clock``'s now
+    (or on stored ``version``); refuses an exposed keyring or a missing schema.
+    ``PolicyError`` when the version no longer parses."""
+    clock = clock or SystemClock()
+    own = factory is None
     factory = factory or open_database(settings)
-    keyring = Keyring.load(settings.keyring_path)
-    with factory() as session:
-        store = PolicyStore(session, SystemClock())
-        current = store.current() if version is None else (version, store.policy_of(version))
-    if current is None:
-        raise NotInitialised("the database holds no policy; run `privault init`")
-    return Runtime(settings, factory, keyring, current[0], current[1], clock or SystemClock())
+    try:
+        keyring = Keyring.load(settings.keyring_path)
+        with factory() as session:
+            store = PolicyStore(session, clock)
+            current = store.current() if version is None else (version, store.policy_of(version))
+        if current is None:
+            raise NotInitialised("the database holds no policy; run `privault init`")
+    except BaseException:
+        bind = factory.kw.get("bind")
+        if own and isinstance(bind, Engine):
+            bind.dispose()
+        raise
+    return Runtime(settings, factory, keyring, current[0], current[1], clock)

@@ -47,8 +47,11 @@ class PolicyStore:
         self.clock = clock
 
     def current(self) -> tuple[int, Policy] | None:
-        """The version in force now, parsed (``PolicyError`` when it no longer parses)."""
-        version = self.effective_version()
+        """The version in force now, parsed (``PolicyError`` when it no longer parses); on
+        a clock before the first version's date, the first. None when none is stored."""
+        version = self.effective_version() or self.session.scalar(
+            select(func.min(PolicyVersion.version))
+        )
         if version is None:
             return None
         return version, self.policy_of(version)
@@ -87,6 +90,12 @@ class PolicyStore:
         except PolicyError as exc:
             return unreadable(old, exc.detail)
         return diff(before, new)
+
+    def compare(self, old: int, new: int) -> PolicyDiff:
+        """What changed from stored version ``old`` to stored version ``new``. Raises
+        ``PolicyVersionNotFound``, ``PolicyError`` when ``new`` no longer parses."""
+        self.get(old)
+        return self.diff(old, self.policy_of(new))
 
     def load_file(self, path: Path) -> int:
         """Validate a policy file and store it as the next version, in force at once
