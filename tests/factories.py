@@ -340,7 +340,7 @@ _KALLU_PARSED = tomllib.loads(KALLU.read_text(encoding="utf-8"))
 #: A cookie a revised policy declares in addition.
 EXTRA_COOKIE = """
 [[cookies]]
-name = "_gat"
+name = "_gat_<tracker-id>"
 provider = "Google Ireland Limited (Google Analytics)"
 purpose = "Limits the rate of requests"
 category = "analytics"

@@ -44,7 +44,7 @@ def test_p8_2_policy_publish_prints_the_diff_and_mails_every_active_account(
     compared = run_cli(fresh_settings, tmp_path, "policy", "diff", str(path), "1")
     assert compared.stdout.splitlines()[:2] == [
         f"From {path} to version 1:",
-        "  Cookie _gat is no longer used.",
+        "  Cookie _gat_<tracker-id> is no longer used.",
     ]
     unchanged = run_cli(fresh_settings, tmp_path, "policy", "publish", str(path))
     assert unchanged.returncode == 1

@@ -33,7 +33,8 @@ def test_a_version_published_for_a_later_date_is_stored_but_not_in_force_yet(
         assert row.published_at < row.effective_at
     assert published.diff is not None
     assert [c.text for c in published.diff.changes] == [
-        "New analytics cookie: _gat (Google Ireland Limited (Google Analytics)), lasting 1 minute."
+        "New analytics cookie: _gat_<tracker-id> (Google Ireland Limited (Google Analytics)), "
+        "lasting 1 minute."
     ]
 
 
@@ -116,7 +117,7 @@ def test_a_running_server_follows_a_version_once_it_is_in_force(
     clock.advance(timedelta(days=1))
     assert client_at.get("/").status_code == 200
     assert at.policy_version == later.version
-    assert [c.name for c in at.policy.cookies][-1] == "_gat"
+    assert [c.name for c in at.policy.cookies][-1] == "_gat_<tracker-id>"
     assert at.cookie_versions.policy == later.version
     assert at.cookie_versions.cookies != cookies.cookies
     assert at.vault.purposes is at.purposes and at.purposes.policy is at.policy
