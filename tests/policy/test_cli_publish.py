@@ -73,6 +73,7 @@ def test_the_diff_page_lists_the_changes_and_what_they_need(
     missing = client_at.get(f"/privacy/diff/{version}/{version + 5}")
     assert missing.status_code == 404
     assert f"There is no policy version {version + 5}." in missing.text
+    assert client_at.get(f"/privacy/diff/x/{version}").status_code == 404
 
 
 def test_an_old_data_folder_whose_policy_no_longer_parses_publishes_its_way_out(

@@ -18,11 +18,14 @@ router = APIRouter(include_in_schema=False)
 
 
 @router.get("/privacy/diff/{old}/{new}", response_class=HTMLResponse)
-def policy_changes(old: int, new: int, request: Request, db: DB) -> HTMLResponse:
+def policy_changes(old: str, new: str, request: Request, db: DB) -> HTMLResponse:
     """Each change from version ``old`` to ``new`` as a sentence, and whether it needs
-    people's fresh consent; 404 for a version that does not exist."""
+    people's fresh consent; a page saying so (404) for a version that does not exist."""
     try:
-        changes = PolicyStore(db, SystemClock()).compare(old, new)
+        for version in (old, new):
+            if not version.isdigit():
+                raise PolicyVersionNotFound(f"there is no policy version {version}")
+        changes = PolicyStore(db, SystemClock()).compare(int(old), int(new))
     except PolicyVersionNotFound as exc:
         return templates.TemplateResponse(
             request, "policy_missing.html", {"detail": exc.detail}, status_code=404
