@@ -68,6 +68,16 @@ def register(runtime: Runtime, name: str, password: str | None = None) -> Person
     return Person(done.subject_id, email, password, done.room_id, login.token)
 
 
+def verified(runtime: Runtime, name: str) -> Person:
+    """A registered person who followed the link of their verification mail."""
+    person = register(runtime, name)
+    (mail,) = mails(runtime, person.subject_id, "verify_email")
+    token = parse_qs(urlsplit(mail["context"]["link"]).query)["token"][0]
+    with runtime.transaction() as session:
+        runtime.accounts(session).verify_email(token)
+    return person
+
+
 def mails(runtime: Runtime, subject_id: str, template: str) -> list[dict[str, Any]]:
     """The payloads (``to`` and ``context``) of the outbox's mails to a person from one
     template, opened."""
@@ -325,6 +335,27 @@ def write_as_visitor(client: TestClient) -> list[str]:
 
 KALLU = Path(__file__).resolve().parents[1] / "policies" / "kallu.toml"
 _KALLU_PARSED = tomllib.loads(KALLU.read_text(encoding="utf-8"))
+
+
+#: A cookie a revised policy declares in addition.
+EXTRA_COOKIE = """
+[[cookies]]
+name = "_gat_<tracker-id>"
+provider = "Google Ireland Limited (Google Analytics)"
+purpose = "Limits the rate of requests"
+category = "analytics"
+kind = "persistent"
+lifetime = "PT1M"
+description = "Throttles how often the browser sends statistics to Google Analytics."
+"""
+
+
+def revised(tmp_path: Path, label: str = "1.1.0", extra: str = EXTRA_COOKIE) -> Path:
+    """The reference policy as a new version ``label``, with ``extra`` TOML appended."""
+    path = tmp_path / f"kallu-{label}.toml"
+    text = KALLU.read_text(encoding="utf-8").replace('version = "1.0.0"', f'version = "{label}"')
+    path.write_text(text + extra, encoding="utf-8")
+    return path
 
 
 def kallu_data() -> dict[str, Any]:

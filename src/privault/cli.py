@@ -24,11 +24,13 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 from rich.text import Text
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from privault import demo as demo_data
 from privault.access.audit import Event
+from privault.clock import SystemClock
 from privault.config import Settings
 from privault.consent.analytics import load_device_rules
 from privault.consent.geo import CsvCountries, GeoIpFileInvalid
@@ -39,10 +41,14 @@ from privault.logs import configure
 from privault.notify.models import OutboxMessage
 from privault.notify.outbox import STATES as MAIL_STATES
 from privault.notify.transport import MaildirTransport
+from privault.policy.diff import PolicyDiff, diff, unreadable
+from privault.policy.errors import PolicyError
 from privault.policy.loader import load_policy
+from privault.policy.model import Policy
 from privault.policy.ropa import Format, build_record, render
+from privault.policy.store import PolicyStore
 from privault.rights.service import Refusal, RequestView, State
-from privault.runtime import Runtime, open_runtime, prepare
+from privault.runtime import Runtime, open_database, open_runtime, prepare, publish_policy
 from privault.service.cdr_csv import read_master_csv
 from privault.service.cdr_schemas import rows_from_json
 from privault.service.cdrs import MAX_BATCH, RowResult, Status, time_zone
@@ -267,6 +273,95 @@ def policy_check(
     out.print(
         f"{file}: valid: {len(policy.categories)} categories, {len(policy.purposes)} purposes, "
         f"{len(policy.recipients)} recipients, {len(policy.cookies)} cookies"
+    )
+
+
+def _print_diff(changes: PolicyDiff | None) -> None:
+    for line in changes.summary() if changes else ["The first version: nothing to compare."]:
+        out.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _policy_of(ref: str, factory: sessionmaker[Session] | None) -> tuple[str, Policy]:
+    """A policy by stored version number or file path, with how to name it."""
+    if factory is not None and ref.isdigit():
+        with factory() as session:
+            return f"version {ref}", PolicyStore(session, SystemClock()).policy_of(int(ref))
+    return ref, load_policy(Path(ref))
+
+
+@policy_app.command("diff")
+def policy_diff(
+    old: Annotated[str, typer.Argument(help="A stored version number, or a policy file.")],
+    new: Annotated[str, typer.Argument(help="A stored version number, or a policy file.")],
+) -> None:
+    """Say in plain words what changed from OLD to NEW, and whether people must agree again
+    (fresh consent) or only be told (notice)."""
+    factory = open_database(settings()) if old.isdigit() or new.isdigit() else None
+    try:
+        new_name, after = _policy_of(new, factory)
+        try:
+            old_name, before = _policy_of(old, factory)
+            changes = diff(before, after)
+        except PolicyError as exc:
+            if not old.isdigit():
+                raise
+            old_name, changes = f"version {old}", unreadable(int(old), exc.detail)
+    finally:
+        bind = factory.kw.get("bind") if factory is not None else None
+        if isinstance(bind, Engine):
+            bind.dispose()
+    out.print(f"From {old_name} to {new_name}:", markup=False, highlight=False)
+    _print_diff(changes)
+
+
+def _effective(value: str) -> datetime | None:
+    return None if value == "now" else _date(value, "--effective")
+
+
+@policy_app.command("publish")
+def policy_publish(
+    file: Annotated[Path, typer.Argument(help="The policy file (TOML) of the new version.")],
+    effective: Annotated[
+        str, typer.Option(help="When it comes into force: YYYY-MM-DD (00:00 UTC) or now.")
+    ] = "now",
+    mail: Annotated[
+        bool, typer.Option(help="Queue the mail to every active account (P8.2) now.")
+    ] = True,
+    batch_size: Annotated[int, typer.Option(min=1, max=5000, help="Mails a transaction.")] = 500,
+) -> None:
+    """Validate FILE and store it as the next policy version, in force from --effective;
+    print what changed, then tell every active account by mail (`policy notify` finishes a
+    mailing cut short)."""
+    config = settings()
+    published = publish_policy(config, file, _effective(effective))
+    when = f"{published.effective_at:%Y-%m-%d %H:%M} UTC"
+    out.print(f"policy version {published.version} published, in force from {when}")
+    _print_diff(published.diff)
+    if mail:
+        _notify(open_runtime(config, version=published.version), published.version, batch_size)
+
+
+@policy_app.command("notify")
+def policy_notify(
+    version: Annotated[int, typer.Argument(help="The stored policy version to tell people of.")],
+    batch_size: Annotated[int, typer.Option(min=1, max=5000, help="Mails a transaction.")] = 500,
+) -> None:
+    """Queue the mail about policy VERSION to every active account that has not had it:
+    run it again to finish a mailing cut short; nobody gets it twice."""
+    _notify(open_runtime(settings(), version=version), version, batch_size)
+
+
+def _notify(rt: Runtime, version: int, batch_size: int) -> None:
+    mailing = rt.policy_mailing()
+    with Progress(console=out, transient=True, disable=not out.is_terminal) as progress:
+        total = mailing.remaining(version)
+        task = progress.add_task(f"mailing policy version {version}", total=total)
+        report = mailing.run(version, batch_size, lambda n: progress.advance(task, n))
+    out.print(
+        f"policy version {version}: {report.queued} mail(s) queued now, {report.total} in all; "
+        f"{report.skipped} account(s) without an address",
+        markup=False,
+        highlight=False,
     )
 
 

@@ -49,6 +49,13 @@ class Settings(BaseSettings):
     worker_interval: float = Field(
         default=5.0, gt=0, le=3600, description="Seconds between two rounds of the sweeps."
     )
+    policy_check_interval: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="Seconds between two looks, by a running server or worker, at which "
+        "policy version is in force: a version published for a later date is used from then.",
+    )
     log_json: bool = Field(default=False, description="Write logs as JSON lines.")
     mail_from: str = Field(
         default="Kallu <no-reply@kallu.cc>", description="From address of mail the service sends."

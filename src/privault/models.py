@@ -12,7 +12,7 @@ from privault.consent.models import (
 )
 from privault.disclosure.models import Disclosure, DisclosureSubject
 from privault.mail.models import InboundMail, RequestConfirmation
-from privault.notify.models import OutboxMessage
+from privault.notify.models import OutboxMessage, PolicyMailing
 from privault.policy.store import PolicyVersion
 from privault.retention.models import LegalHold, LegalHoldSubject, SweepErased, SweepRun
 from privault.rights.models import (
@@ -67,6 +67,7 @@ __all__ = [
     "PbxToken",
     "PinFailure",
     "PinLockout",
+    "PolicyMailing",
     "PolicyVersion",
     "Post",
     "ProfileField",

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cached_property, partial
+from pathlib import Path
 
 from sqlalchemy import Engine, func, inspect, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -30,9 +33,11 @@ from privault.errors import PrivaultError, keeps_changes
 from privault.mail.auth import DNS, Resolver
 from privault.mail.intake import MailIntake
 from privault.notify.outbox import Mailer, Outbox
+from privault.notify.policy_mailing import PolicyMailingService
 from privault.notify.transport import MaildirTransport, SmtpTransport
+from privault.policy.errors import PolicyError
 from privault.policy.model import Policy
-from privault.policy.store import PolicyStore
+from privault.policy.store import PolicyStore, Published
 from privault.retention.holds import HoldService
 from privault.retention.partitions import Partitions
 from privault.retention.sweep import RetentionSweep
@@ -53,6 +58,8 @@ from privault.service.rooms import RoomService
 from privault.staff.service import StaffService
 from privault.vault import Keyring, KeyringError, Vault
 from privault.vault.models import SubjectKey
+
+log = logging.getLogger("privault.runtime")
 
 
 class NotInitialised(PrivaultError):
@@ -78,6 +85,44 @@ class Runtime:
         self.vault = Vault(self.keyring, self.purposes, self.clock)
         self.outbox = Outbox(self.vault, self.clock)
         self.passwords = Passwords(self.settings.argon2_time_cost, self.settings.argon2_memory_kib)
+        self._policy_checked = self.clock.now()
+        self._policy_lock = threading.Lock()
+
+    def policy_check_due(self) -> bool:
+        """Whether PRIVAULT_POLICY_CHECK_INTERVAL has passed since the last look at which
+        policy version is in force (no I/O)."""
+        waited = self.clock.now() - self._policy_checked
+        return waited.total_seconds() >= self.settings.policy_check_interval
+
+    def follow_policy(self) -> bool:
+        """When the check is due, switch to the version in force now if it is another
+        (one published for a date that has come); returns whether it switched. A version
+        this Privault cannot parse is logged and the current one kept."""
+        with self._policy_lock:
+            if not self.policy_check_due():
+                return False
+            self._policy_checked = self.clock.now()
+            with self.factory() as session:
+                store = PolicyStore(session, self.clock)
+                version = store.effective_version()
+                if version is None or version == self.policy_version:
+                    return False
+                try:
+                    policy = store.policy_of(version)
+                except PolicyError as exc:
+                    log.warning("policy version %d not used: %s", version, exc.detail)
+                    return False
+            self.use_policy(version, policy)
+            log.info("policy version %d in force", version)
+            return True
+
+    def use_policy(self, version: int, policy: Policy) -> None:
+        """Serve ``policy`` (stored as ``version``) from now on, and drop what was derived
+        from the one before. A request under way keeps the objects it already holds."""
+        self.purposes = Purposes(policy, self.audit)
+        self.vault.purposes = self.purposes
+        self.policy, self.policy_version = policy, version
+        self.__dict__.pop("cookie_versions", None)
 
     @contextmanager
     def transaction(self, factory: sessionmaker[Session] | None = None) -> Iterator[Session]:
@@ -173,6 +218,20 @@ class Runtime:
             self.channel_consents(session, "cli"),
             self.unsubscribe_links(),
             self.audit,
+        )
+
+    def policy_mailing(self, source: str = "cli") -> PolicyMailingService:
+        """The mailing that tells every active account about a policy version (P8.2)."""
+        return PolicyMailingService(
+            self.factory,
+            self.outbox,
+            lambda session, subject_id: self.accounts(session, source).address_of(
+                subject_id, purpose="notices"
+            ),
+            self.audit,
+            self.clock,
+            self.settings.base_url,
+            source=source,
         )
 
     def rooms(self, session: Session) -> RoomService:
@@ -390,7 +449,7 @@ def prepare(settings: Settings, engine: Engine | None = None) -> Engine:
     factory = make_sessionmaker(engine)
     with factory() as session, session.begin():
         store = PolicyStore(session, SystemClock())
-        if store.current() is None:
+        if store.latest() is None:
             version = store.load_file(settings.policy_file)
             keyring = Keyring.load(settings.keyring_path)
             AuditLog(keyring.secret("audit")).record(
@@ -399,23 +458,68 @@ def prepare(settings: Settings, engine: Engine | None = None) -> Engine:
     return engine
 
 
+def open_database(settings: Settings) -> sessionmaker[Session]:
+    """Sessions of an initialised database, whatever its policy versions hold."""
+    engine = make_engine(settings.db_url)
+    if not inspect(engine).has_table("policy_versions"):
+        engine.dispose()
+        where = settings.db_url.split("@")[-1]
+        raise NotInitialised(f"no database at {where}; run `privault init`")
+    return make_sessionmaker(engine)
+
+
+def publish_policy(
+    settings: Settings, path: Path, effective_at: datetime | None = None
+) -> Published:
+    """Migrate the data folder if needed, then store the policy file at ``path`` as the next
+    version, in force from ``effective_at`` (``PolicyStore.publish``), on record in the
+    access log. Needs no version stored before to parse: older data folders whose policy
+    today's model refuses publish their way out of it."""
+    prepare(settings).dispose()
+    factory = open_database(settings)
+    try:
+        with factory() as session, session.begin():
+            published = PolicyStore(session, SystemClock()).publish(path, effective_at)
+            AuditLog(Keyring.load(settings.keyring_path).secret("audit")).record(
+                session,
+                "cli",
+                Event.POLICY_PUBLISHED,
+                actor="operator",
+                detail={
+                    "version": published.version,
+                    "effective_at": published.effective_at.isoformat(),
+                },
+            )
+    finally:
+        bind = factory.kw.get("bind")
+        if isinstance(bind, Engine):
+            bind.dispose()
+    return published
+
+
 def open_runtime(
     settings: Settings,
     *,
     factory: sessionmaker[Session] | None = None,
     clock: Clock | None = None,
+    version: int | None = None,
 ) -> Runtime:
-    """Open an initialised data folder; refuses an exposed keyring or a missing schema."""
-    if factory is None:
-        engine = make_engine(settings.db_url)
-        if not inspect(engine).has_table("policy_versions"):
-            raise NotInitialised(
-                f"no database at {settings.db_url.split('@')[-1]}; run `privault init`"
-            )
-        factory = make_sessionmaker(engine)
-    keyring = Keyring.load(settings.keyring_path)
-    with factory() as session:
-        current = PolicyStore(session, SystemClock()).current()
-    if current is None:
-        raise NotInitialised("the database holds no policy; run `privault init`")
-    return Runtime(settings, factory, keyring, current[0], current[1], clock or SystemClock())
+    """Open an initialised data folder on the policy version in force at ``clock``'s now
+    (or on stored ``version``); refuses an exposed keyring or a missing schema.
+    ``PolicyError`` when the version no longer parses."""
+    clock = clock or SystemClock()
+    own = factory is None
+    factory = factory or open_database(settings)
+    try:
+        keyring = Keyring.load(settings.keyring_path)
+        with factory() as session:
+            store = PolicyStore(session, clock)
+            current = store.current() if version is None else (version, store.policy_of(version))
+        if current is None:
+            raise NotInitialised("the database holds no policy; run `privault init`")
+    except BaseException:
+        bind = factory.kw.get("bind")
+        if own and isinstance(bind, Engine):
+            bind.dispose()
+        raise
+    return Runtime(settings, factory, keyring, current[0], current[1], clock)

@@ -22,9 +22,10 @@ class Worker:
         self._thread = threading.Thread(target=self.run, name="privault-worker", daemon=True)
 
     def sweep_once(self) -> int:
-        """One pass: requests by mail whose confirmation link expired refused, requests
-        carried forward (their mail queued), mail sent, and once a day the retention
-        sweep."""
+        """One pass: the policy version in force followed, requests by mail whose
+        confirmation link expired refused, requests carried forward (their mail queued),
+        mail sent, and once a day the retention sweep."""
+        self.runtime.follow_policy()
         with self.runtime.transaction() as session:
             self.runtime.mail_intake(session).expire_unconfirmed()
         self.runtime.rights_engine().run_once()

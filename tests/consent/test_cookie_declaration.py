@@ -8,9 +8,9 @@ from html.parser import HTMLParser
 import pytest
 from fastapi.testclient import TestClient
 
-from privault.consent.cookies import duration_words, lifetime_words
+from privault.consent.cookies import lifetime_words
 from privault.policy.model import Cookie, CookieCategory, CookieKind, Policy
-from privault.policy.types import Duration
+from privault.policy.types import Duration, duration_words
 from privault.runtime import Runtime
 from privault.web.app import create_app
 

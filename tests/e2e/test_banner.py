@@ -20,6 +20,7 @@ from playwright.sync_api import BrowserContext, Locator, Page, expect
 from playwright.sync_api import Route as Routed
 from starlette.routing import Route
 
+from factories import revised
 from privault.clock import SystemClock
 from privault.config import REPO_POLICY, Settings
 from privault.db import make_engine, make_sessionmaker
@@ -300,21 +301,7 @@ def test_p1_2_a_new_cookie_list_asks_again(
         first.stop()
 
     # The operator adds a cookie: a new policy version with a new cookie list.
-    longer = tmp_path / "policy.toml"
-    longer.write_text(
-        REPO_POLICY.read_text(encoding="utf-8")
-        + """
-[[cookies]]
-name = "_gat_<tracker-id>"
-provider = "Google Ireland Limited (Google Analytics)"
-purpose = "Limits the rate of requests"
-category = "analytics"
-kind = "persistent"
-lifetime = "PT1M"
-description = "Throttles how often the browser sends statistics to Google Analytics."
-""",
-        encoding="utf-8",
-    )
+    longer = revised(tmp_path, label="1.0.0")
     engine = make_engine(fresh_settings.db_url)
     with make_sessionmaker(engine)() as session, session.begin():
         PolicyStore(session, SystemClock()).load_file(longer)

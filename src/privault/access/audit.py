@@ -70,6 +70,8 @@ class Event(StrEnum):
     STAFF_READ = "staff:read"
     PURPOSE_REFUSED = "purpose:refused"
     POLICY_LOADED = "policy:loaded"
+    POLICY_PUBLISHED = "policy:published"
+    POLICY_NOTIFIED = "policy:notified"
     CONSENT_GIVEN = "consent:given"
     CONSENT_WITHDRAWN = "consent:withdrawn"
     MARKETING_SENT = "marketing:sent"

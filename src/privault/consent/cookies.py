@@ -30,7 +30,7 @@ from privault.consent.errors import ConsentNotYours, CookieChoiceInvalid
 from privault.consent.models import CookieConsent
 from privault.db import new_id, table_of
 from privault.policy.model import Cookie, CookieCategory, CookieKind, Policy
-from privault.policy.types import Duration
+from privault.policy.types import Duration, duration_words
 from privault.service.messages import truncate_ip
 from privault.vault.crypto import token_digest
 
@@ -111,23 +111,6 @@ def lifetime_words(cookie: Cookie) -> str:
     if cookie.kind == CookieKind.SESSION or cookie.lifetime is None:
         return "until you close the browser"
     return duration_words(cookie.lifetime)
-
-
-def duration_words(duration: Duration) -> str:
-    hours, rest = divmod(duration.seconds, 3600)
-    minutes, seconds = divmod(rest, 60)
-    units = (
-        (duration.years, "year"),
-        (duration.months, "month"),
-        (duration.days, "day"),
-        (hours, "hour"),
-        (minutes, "minute"),
-        (seconds, "second"),
-    )
-    parts = [f"{n} {unit}{'' if n == 1 else 's'}" for n, unit in units if n]
-    if not parts:
-        return "0 seconds"
-    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
 def cookie_value(choice: Choice) -> str:

@@ -37,3 +37,22 @@ class OutboxMessage(Base):
     claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(String(200))
+
+
+class PolicyMailing(Base):
+    """How far the mailing that tells every active account about a policy version got.
+
+    Accounts are mailed in subject-id order, a batch a transaction; each batch moves
+    ``after`` on in the same transaction as its mail, so a mailing cut short goes on from
+    there and nobody gets the same version's mail twice."""
+
+    __tablename__ = "policy_mailings"
+
+    version: Mapped[int] = mapped_column(
+        Integer, ForeignKey("policy_versions.version"), primary_key=True
+    )
+    #: The last subject id mailed ("" before the first batch); a pseudonymous id only.
+    after: Mapped[str] = mapped_column(String(32), default="")
+    queued: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -67,6 +67,8 @@ TEMPLATES: dict[str, MailTemplate] = {
         "Confirm your newsletter subscription", purpose="newsletters"
     ),
     "marketing": MailTemplate("News and offers from Kallu", Kind.MARKETING, "marketing"),
+    # P8.2: owed to every account, so a notice (no unsubscribe), read for "notices".
+    "policy_changed": MailTemplate("Our privacy policy is changing"),
 }
 #: Where a mail stands: waiting (perhaps for a retry), claimed by a sweep, sent, given up.
 STATES = ("pending", "sending", "sent", "failed")

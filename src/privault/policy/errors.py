@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from privault.errors import PrivaultError
+from privault.errors import Conflict, NotFound, PrivaultError
 
 
 class PolicyError(PrivaultError):
@@ -18,3 +18,16 @@ class UnknownPolicyEntry(PolicyError):
     """A category, purpose, recipient, location or cookie the policy does not declare."""
 
     code = "unknown_policy_entry"
+
+
+class PolicyVersionNotFound(NotFound):
+    """No stored policy version has that number."""
+
+    code = "policy_version_not_found"
+
+
+class PublishRefused(Conflict):
+    """A policy file that may not become the next version: unchanged, or effective before
+    the latest version."""
+
+    code = "publish_refused"

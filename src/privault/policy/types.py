@@ -104,6 +104,24 @@ class Duration:
         return {"type": "string", "pattern": _DURATION.pattern, "examples": ["P13M", "P30D"]}
 
 
+def duration_words(duration: Duration) -> str:
+    """A duration in plain words: "6 months", "2 years and 6 months", "15 minutes"."""
+    hours, rest = divmod(duration.seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    units = (
+        (duration.years, "year"),
+        (duration.months, "month"),
+        (duration.days, "day"),
+        (hours, "hour"),
+        (minutes, "minute"),
+        (seconds, "second"),
+    )
+    parts = [f"{n} {unit}{'' if n == 1 else 's'}" for n, unit in units if n]
+    if not parts:
+        return "0 seconds"
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
 def _units(*pairs: tuple[int, str]) -> str:
     return "".join(f"{value}{unit}" for value, unit in pairs if value)
 

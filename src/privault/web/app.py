@@ -15,7 +15,7 @@ from swagger_ui_bundle import swagger_ui_path
 from privault import __version__
 from privault.runtime import Runtime
 from privault.service.schemas import ErrorOut
-from privault.web import consent_pages, errors, mail_links, pages, public
+from privault.web import consent_pages, errors, mail_links, pages, policy_pages, public
 from privault.web.api import (
     accounts,
     analytics,
@@ -91,6 +91,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(public.router)
     app.include_router(consent_pages.router)
     app.include_router(mail_links.router)
+    app.include_router(policy_pages.router)
 
     # The more specific mount first: /static would take /static/swagger/... too.
     app.mount("/static/swagger", StaticFiles(directory=swagger_ui_path), name="swagger")

@@ -9,7 +9,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from privault.consent.cookies import banner, duration_words, lifetime_words
+from privault.consent.cookies import banner, lifetime_words
+from privault.policy.types import duration_words
 from privault.web.deps import RuntimeDep
 from privault.web.pages import templates
 

@@ -22,8 +22,12 @@ T = TypeVar("T")
 
 
 async def get_runtime(request: Request) -> Runtime:
-    """The app's runtime: no I/O, so no trip to a worker thread."""
+    """The app's runtime: no I/O, so no trip to a worker thread, except once every
+    PRIVAULT_POLICY_CHECK_INTERVAL seconds to look which policy version is in force (a
+    version published for a later date is served from then, without a restart)."""
     runtime: Runtime = request.app.state.runtime
+    if runtime.policy_check_due():
+        await run_in_threadpool(runtime.follow_policy)
     return runtime
 
 
