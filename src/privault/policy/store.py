@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import DateTime, Integer, String, Text, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from privault.clock import Clock
+from privault.clock import Clock, aware
 from privault.db import Base
 from privault.policy.loader import load_policy, parse_policy
 from privault.policy.model import Policy
@@ -37,6 +37,13 @@ class PolicyStore:
         if row is None:
             return None
         return row.version, parse_policy(row.text, f"policy version {row.version}")
+
+    def effective_at(self, version: int) -> datetime | None:
+        """When ``version`` took effect: the time it was stored (None for no such version)."""
+        at = self.session.scalar(
+            select(PolicyVersion.loaded_at).where(PolicyVersion.version == version)
+        )
+        return None if at is None else aware(at)
 
     def load_file(self, path: Path) -> int:
         """Validate a policy file and store it as the next version (unchanged text is kept once).
