@@ -45,7 +45,7 @@ class PinCheckOut(BaseModel):
     allowed: bool
     reason: str | None = Field(
         default=None,
-        description="Why the right PIN was refused, when the room's owner can fix it: "
+        description="Only when the right PIN was refused for a reason the room's owner can fix: "
         "policy_acceptance_required (they must accept the privacy policy's new version).",
     )
 

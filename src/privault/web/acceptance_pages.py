@@ -48,14 +48,6 @@ def _page(
     )
 
 
-def _checked(request: Request, runtime: RuntimeDep, db: DB, csrf: str) -> Caller | None:
-    """The logged-in person posting, whose form token holds; raises ``CsrfTokenInvalid``."""
-    caller = viewer(request, runtime, db)
-    if caller is not None:
-        check_csrf(runtime, caller.token, csrf)
-    return caller
-
-
 @router.get(ACCEPTANCE_PAGE, response_class=HTMLResponse)
 def acceptance_page(request: Request, runtime: RuntimeDep, db: DB) -> Response:
     return _page(request, runtime, db, viewer(request, runtime, db))
@@ -64,11 +56,11 @@ def acceptance_page(request: Request, runtime: RuntimeDep, db: DB) -> Response:
 def _answer(
     request: Request, runtime: RuntimeDep, db: DB, csrf: str, version: str, accept: bool
 ) -> Response:
-    caller = None
+    caller = viewer(request, runtime, db)
+    if caller is None:
+        return _page(request, runtime, db, None)
     try:
-        caller = _checked(request, runtime, db, csrf)
-        if caller is None:
-            return _page(request, runtime, db, None)
+        check_csrf(runtime, caller.token, csrf)
         answer = runtime.acceptances(db, "web")
         ip = request.client.host if request.client else None
         number = int(version) if version.isdigit() else 0
@@ -99,11 +91,11 @@ def refuse(
 def close_account(request: Request, runtime: RuntimeDep, db: DB, csrf: FormText = "") -> Response:
     """Close the account from the page (what ``DELETE /api/v1/me`` does), after a refusal
     or instead of answering."""
-    caller = None
+    caller = viewer(request, runtime, db)
+    if caller is None:
+        return _page(request, runtime, db, None)
     try:
-        caller = _checked(request, runtime, db, csrf)
-        if caller is None:
-            return _page(request, runtime, db, None)
+        check_csrf(runtime, caller.token, csrf)
         closed = runtime.accounts(db, source="web").close(
             caller.subject_id, caller.token, runtime.rights(db)
         )

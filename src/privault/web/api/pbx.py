@@ -10,7 +10,7 @@ from privault.web.deps import DB, PbxDep, RuntimeDep
 router = APIRouter(tags=["pbx"])
 
 
-@router.post("/pbx/pin-check", response_model=PinCheckOut)
+@router.post("/pbx/pin-check", response_model=PinCheckOut, response_model_exclude_none=True)
 def pin_check(body: PinCheckIn, pbx: PbxDep, runtime: RuntimeDep, db: DB) -> PinCheckOut:
     """``allowed`` is false alike for an unknown Room ID, a room without a PIN, a closed
     account, a wrong PIN and a lockout: the answer never tells whether a room exists.
