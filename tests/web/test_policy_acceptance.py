@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from httpx2 import Response
 from sqlalchemy import select
 
 from factories import Person, api_error, browser, kallu_data, policy_refusal, register
@@ -84,7 +85,7 @@ def answers(runtime: Runtime, person: Person) -> list[PolicyAcceptance]:
         )
 
 
-def refused_for_acceptance(response, version: int) -> None:  # type: ignore[no-untyped-def]
+def refused_for_acceptance(response: Response, version: int) -> None:
     assert response.status_code == 403, (response.status_code, response.text)
     body = response.json()
     assert set(body) == {"error", "detail", "version"}, body
