@@ -26,7 +26,7 @@ API = "/api/v1"
 #: What a person who refuses the policy can still do (the policy implies both).
 AFTER_REFUSAL = [
     LinkOut(what="export your data", method="GET", href=f"{API}/me/export"),
-    LinkOut(what="ask for an export by mail", method="POST", href=f"{API}/me/requests"),
+    LinkOut(what="file an access or portability request", method="POST", href=f"{API}/me/requests"),
     LinkOut(what="close your account", method="DELETE", href=f"{API}/me"),
 ]
 
