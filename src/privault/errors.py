@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 
 class PrivaultError(Exception):
     """A failure the caller can act on. ``code`` is stable; ``detail`` is for people.
@@ -13,9 +16,12 @@ class PrivaultError(Exception):
     #: The caller's transaction commits anyway: the failure itself is on record (a refused login).
     keeps_changes = False
 
-    def __init__(self, detail: str) -> None:
+    def __init__(self, detail: str, **extra: Any) -> None:
         super().__init__(detail)
         self.detail = detail
+        #: More keys of the error's JSON body, beside ``error`` and ``detail`` (the policy
+        #: version to accept, say): values a client acts on, never personal data.
+        self.extra: Mapping[str, Any] = extra
 
 
 def keeps_changes(exc: BaseException) -> bool:

@@ -20,6 +20,7 @@ from privault.access.models import AccessLogEntry
 from privault.access.purposes import Purposes
 from privault.clock import Clock, SystemClock
 from privault.config import Settings
+from privault.consent.acceptance import PolicyAcceptances
 from privault.consent.analytics import Analytics
 from privault.consent.channels import ChannelConsents
 from privault.consent.cookies import CookieConsents, CookieVersions
@@ -149,8 +150,20 @@ class Runtime:
             self.outbox,
             self.clock,
             self.passwords,
+            self.acceptances(session, source),
             base_url=self.settings.base_url,
             session_lifetime=timedelta(days=self.settings.session_days),
+            source=source,
+        )
+
+    def acceptances(self, session: Session, source: str = "api") -> PolicyAcceptances:
+        """Answers to the policy's versions, measured against this runtime's current one."""
+        return PolicyAcceptances(
+            session,
+            self.policy_version,
+            self.clock,
+            self.audit,
+            pbx_grace=self.policy.amendments.pbx_grace,
             source=source,
         )
 
@@ -244,6 +257,7 @@ class Runtime:
             self.audit,
             self.clock,
             self.keyring.secret("pin_pepper"),
+            self.acceptances(session, source),
             source=source,
         )
 

@@ -60,6 +60,7 @@ class Desk:
             self.runtime.audit,
             self.clock,
             self.runtime.keyring.secret("pin_pepper"),
+            self.runtime.acceptances(session),
             source="pbx",
         )
 

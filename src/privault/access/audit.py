@@ -74,6 +74,8 @@ class Event(StrEnum):
     POLICY_NOTIFIED = "policy:notified"
     CONSENT_GIVEN = "consent:given"
     CONSENT_WITHDRAWN = "consent:withdrawn"
+    POLICY_ACCEPTED = "policy:accepted"
+    POLICY_REFUSED = "policy:refused"
     MARKETING_SENT = "marketing:sent"
     DISCLOSURE_RECORDED = "disclosure:recorded"
     DISCLOSURE_REFUSED = "disclosure:refused"

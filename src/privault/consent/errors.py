@@ -61,3 +61,27 @@ class MarketingSendInvalid(InvalidInput):
     """A marketing send asked for with a template, segment or campaign that does not fit."""
 
     code = "marketing_send_invalid"
+
+
+# -- acceptance of the policy's current version (P8.3) -------------------------------------
+
+
+class PolicyAcceptanceRequired(Forbidden):
+    """A person who has not accepted the policy's current version asked for something
+    other than the policy, acceptance, export or erasure; the body names the version."""
+
+    code = "policy_acceptance_required"
+
+    def __init__(self, version: int) -> None:
+        super().__init__(
+            f"accept version {version} of the privacy policy to continue: read it at "
+            f"/privacy/v/{version}, then POST /api/v1/me/policy/accept; until then you may "
+            "export your data or close your account",
+            version=version,
+        )
+
+
+class PolicyVersionNotCurrent(Conflict):
+    """An acceptance or refusal of a version other than the current one."""
+
+    code = "policy_version_not_current"

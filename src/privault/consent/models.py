@@ -12,7 +12,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from privault.db import Base
@@ -189,3 +199,30 @@ class PageView(Base):
     page: Mapped[str] = mapped_column(Text)
     referrer: Mapped[str | None] = mapped_column(Text)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+@personal_data(
+    "registration",
+    exported=("id", "policy_version", "accepted", "source", "ip_prefix", "at"),
+)
+class PolicyAcceptance(Base):
+    """A person accepting or refusing a version of the privacy policy (P8.3), with its
+    proof: when, how (``source``: registration, web, api, the migration that recorded
+    the accounts there were), from which network. Each answer is a row; the latest row
+    for a version is the person's answer to it. Kept while the account exists: it is the
+    proof of the terms the account runs under."""
+
+    __tablename__ = "policy_acceptances"
+    __table_args__ = (
+        Index("ix_policy_acceptances_subject_version", "subject_id", "policy_version"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    subject_id: Mapped[str] = mapped_column(
+        SUBJECT_ID, ForeignKey("subjects.id", ondelete="CASCADE")
+    )
+    policy_version: Mapped[int] = mapped_column(Integer)
+    accepted: Mapped[bool] = mapped_column(Boolean)
+    source: Mapped[str] = mapped_column(String(24))
+    ip_prefix: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

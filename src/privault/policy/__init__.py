@@ -5,6 +5,7 @@ from privault.policy.loader import build_policy, describe, load_policy, parse_po
 from privault.policy.model import (
     CONSENT_COOKIE,
     SESSION_COOKIE,
+    Amendments,
     Category,
     Channel,
     ConsentCategory,
@@ -40,6 +41,7 @@ __all__ = [
     "CONSENT_COOKIE",
     "ISO_COUNTRIES",
     "SESSION_COOKIE",
+    "Amendments",
     "Category",
     "Channel",
     "ConsentCategory",

@@ -369,6 +369,15 @@ class Marketing(_Entry):
         return value
 
 
+class Amendments(_Entry):
+    """How a new version of the policy takes over (P8.3): until a person accepts it, only
+    the policy, acceptance, export and erasure stay open to them, except for the PIN
+    check of their room, which works for ``pbx_grace`` after the version takes effect so
+    that meetings already arranged by phone are not cut off mid-change."""
+
+    pbx_grace: Duration = Duration(days=14)
+
+
 class DataSubjects(_Entry):
     """A kind of person whose data the policy covers (Art. 30(1)(c)) and their categories."""
 
@@ -407,6 +416,7 @@ class Policy(_Entry):
     roles: Annotated[dict[Id, Role], Field(min_length=1)]
     rights: Rights
     marketing: Marketing
+    amendments: Amendments = Amendments()
     # Required, but defaulted so that a missing section gets the reason below rather than
     # "required key is missing": the record of processing needs both (Art. 30(1)(c), (g)).
     subjects: dict[Id, DataSubjects] = Field(default_factory=dict, validate_default=True)

@@ -97,6 +97,13 @@ class PolicyStore:
         self.get(old)
         return self.diff(old, self.policy_of(new))
 
+    def effective_at(self, version: int) -> datetime | None:
+        """When ``version`` takes or took effect (None for no such version)."""
+        at = self.session.scalar(
+            select(PolicyVersion.effective_at).where(PolicyVersion.version == version)
+        )
+        return None if at is None else aware(at)
+
     def load_file(self, path: Path) -> int:
         """Validate a policy file and store it as the next version, in force at once
         (unchanged text is kept once). Raises ``PolicyError`` naming the key and the reason.

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from privault.access.audit import AuditLog, Event
 from privault.clock import Clock, aware
+from privault.consent.acceptance import PolicyAcceptances
 from privault.notify.outbox import Outbox
 from privault.policy.model import RequestKind
 from privault.rights.models import RightsRequest
@@ -71,6 +72,7 @@ class AccountService:
         outbox: Outbox,
         clock: Clock,
         passwords: Passwords,
+        acceptances: PolicyAcceptances,
         *,
         base_url: str,
         session_lifetime: timedelta,
@@ -82,6 +84,7 @@ class AccountService:
         self.outbox = outbox
         self.clock = clock
         self.passwords = passwords
+        self.acceptances = acceptances
         self.base_url = base_url.rstrip("/")
         self.session_lifetime = session_lifetime
         self.source = source
@@ -89,8 +92,17 @@ class AccountService:
     def _email_index(self, email: str) -> bytes:
         return self.vault.blind_index("email", normalise_email(email))
 
-    def register(self, email: str, password: str, display_name: str | None = None) -> Registration:
-        """Create the subject, account and room, and queue the verification mail.
+    def register(
+        self,
+        email: str,
+        password: str,
+        display_name: str | None = None,
+        *,
+        ip: str | None = None,
+    ) -> Registration:
+        """Create the subject, account and room, and queue the verification mail. Registering
+        accepts the policy's current version (P8.3), recorded with its proof (``ip``: the
+        address registering, kept as its network).
 
         Raises ``WeakPassword`` (with the reason) or ``EmailTaken``.
         """
@@ -128,6 +140,7 @@ class AccountService:
             subject_id
         )
         self._send_verification(subject_id, email.strip(), display_name)
+        self.acceptances.accept(subject_id, self.acceptances.version, ip=ip, registration=True)
         self.audit.record(
             self.session,
             self.source,

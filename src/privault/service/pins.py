@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from privault.access.audit import AuditLog, Event
 from privault.clock import Clock
+from privault.consent.acceptance import PolicyAcceptances
 from privault.db import advisory_lock
 from privault.errors import InvalidInput
 from privault.service.errors import PinInvalid, RoomNotFound, WeakPin
@@ -91,6 +92,18 @@ def check_pin_strength(pin: str, room_id: str | None = None) -> None:
         raise WeakPin("this PIN is part of the Room ID: choose one that is not")
 
 
+#: Why the right PIN was refused: the room's owner has not accepted the policy's current
+#: version, and its PBX grace is over (the PBX can say so to the caller).
+ACCEPTANCE_REQUIRED = "policy_acceptance_required"
+
+
+@dataclass(frozen=True)
+class PinVerdict:
+    allowed: bool
+    #: Set only for the right PIN refused for a reason the owner can fix.
+    reason: str | None = None
+
+
 @dataclass(frozen=True)
 class _Target:
     subject_id: str | None
@@ -108,6 +121,7 @@ class PinService:
         audit: AuditLog,
         clock: Clock,
         pepper: bytes,
+        acceptances: PolicyAcceptances,
         *,
         source: str = "api",
     ) -> None:
@@ -116,6 +130,7 @@ class PinService:
         self.audit = audit
         self.clock = clock
         self._pepper = pepper
+        self.acceptances = acceptances
         self.source = source
 
     # -- the owner ---------------------------------------------------------------------
@@ -146,12 +161,18 @@ class PinService:
     # -- the PBX -----------------------------------------------------------------------
 
     def check(self, room_id: str, pin: str, caller: str | None = None, *, pbx: str) -> bool:
+        """Whether ``pin`` opens the room typed as ``room_id``: ``verdict(...).allowed``."""
+        return self.verdict(room_id, pin, caller, pbx=pbx).allowed
+
+    def verdict(self, room_id: str, pin: str, caller: str | None = None, *, pbx: str) -> PinVerdict:
         """Whether ``pin`` opens the room typed as ``room_id``, asked by the PBX named ``pbx``.
 
-        ``False`` for an unknown Room ID, a room without a PIN, a closed account, a wrong
-        PIN, and while the typed Room ID or the caller's number is locked out (then even
-        for the right PIN). A wrong PIN is recorded and may start a lockout. Raises nothing
-        for anything the caller typed.
+        Not allowed, with no reason, for an unknown Room ID, a room without a PIN, a closed
+        account, a wrong PIN, and while the typed Room ID or the caller's number is locked
+        out (then even for the right PIN). A wrong PIN is recorded and may start a lockout.
+        The right PIN of a room whose owner has not accepted the policy's current version
+        opens it during the policy's PBX grace, then is refused with the reason
+        ``policy_acceptance_required`` (P8.3). Raises nothing for anything the caller typed.
         """
         now = self.clock.now()
         room_key = self.vault.blind_index("room_id", room_id.strip())
@@ -169,10 +190,13 @@ class PinService:
         matches = hmac.compare_digest(typed, stored)
         usable = target.subject_id is not None and target.pin_hash is not None
         if matches and usable and not target.closed and not locked:
-            return True
+            assert target.subject_id is not None
+            if self.acceptances.pin_allowed(target.subject_id):
+                return PinVerdict(True)
+            return PinVerdict(False, ACCEPTANCE_REQUIRED)
         if not locked:
             self._record_failure(room_key, caller_key, target.subject_id, pbx, now)
-        return False
+        return PinVerdict(False)
 
     def _caller_key(self, caller: str | None) -> bytes | None:
         """The blind index of the caller's number in E.164; of the text as sent when it

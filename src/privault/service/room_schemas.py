@@ -43,6 +43,11 @@ class PinCheckIn(Strict):
 
 class PinCheckOut(BaseModel):
     allowed: bool
+    reason: str | None = Field(
+        default=None,
+        description="Only when the right PIN was refused for a reason the room's owner can fix: "
+        "policy_acceptance_required (they must accept the privacy policy's new version).",
+    )
 
 
 class NumberIn(Strict):

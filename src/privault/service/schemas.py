@@ -99,5 +99,10 @@ class ProfilePatch(Strict):
 
 
 class ErrorOut(BaseModel):
+    """Some errors carry more keys for the client to act on: ``policy_acceptance_required``
+    has the ``version`` to accept."""
+
+    model_config = ConfigDict(extra="allow")
+
     error: str = Field(description="A stable code.")
     detail: str = Field(description="A sentence for people.")

@@ -15,7 +15,15 @@ from swagger_ui_bundle import swagger_ui_path
 from privault import __version__
 from privault.runtime import Runtime
 from privault.service.schemas import ErrorOut
-from privault.web import consent_pages, errors, mail_links, pages, policy_pages, public
+from privault.web import (
+    acceptance_pages,
+    consent_pages,
+    errors,
+    mail_links,
+    pages,
+    policy_pages,
+    public,
+)
 from privault.web.api import (
     accounts,
     analytics,
@@ -24,6 +32,7 @@ from privault.web.api import (
     consents,
     messages,
     pbx,
+    policy,
     posts,
     profile,
     purchases,
@@ -78,6 +87,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(consents.router, prefix=API, responses=ERROR_RESPONSES)
     app.include_router(consent.router, prefix=API, responses=ERROR_RESPONSES)
     app.include_router(accounts.router, prefix=API, responses=ERROR_RESPONSES)
+    app.include_router(policy.router, prefix=API, responses=ERROR_RESPONSES)
     app.include_router(profile.router, prefix=API, responses=ERROR_RESPONSES)
     app.include_router(rooms.router, prefix=API, responses=ERROR_RESPONSES)
     app.include_router(pbx.router, prefix=API, responses=ERROR_RESPONSES)
@@ -88,6 +98,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(rights.router, prefix=API, responses=ERROR_RESPONSES)
     app.include_router(staff.router, prefix=API, responses=ERROR_RESPONSES)
     app.include_router(pages.router)
+    app.include_router(acceptance_pages.router)
     app.include_router(public.router)
     app.include_router(consent_pages.router)
     app.include_router(mail_links.router)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Mapping
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -56,13 +57,30 @@ PUBLIC_DETAIL = {
 }
 
 
+class SeeOther(Exception):
+    """Answer a page's request with a redirect (303) to ``location``: raised by a page's
+    dependency that sends the person elsewhere first."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__(location)
+        self.location = location
+
+
 def error(
-    status: int, code: str, detail: str, headers: Mapping[str, str] | None = None
+    status: int,
+    code: str,
+    detail: str,
+    headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> JSONResponse:
-    return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
+    """The JSON error shape: ``error`` and ``detail``, and whatever ``extra`` keys the
+    error carries for the client to act on."""
+    body = {**(extra or {}), "error": code, "detail": detail}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
-def _status_of(exc: PrivaultError) -> int:
+def status_of(exc: PrivaultError) -> int:
+    """The HTTP status of a domain error."""
     for kind, status in STATUS:
         if isinstance(exc, kind):
             return status
@@ -90,13 +108,17 @@ def _describe(exc: RequestValidationError) -> tuple[int, str, str]:
 def install(app: FastAPI) -> None:
     @app.exception_handler(PrivaultError)
     async def _domain(_: Request, exc: PrivaultError) -> JSONResponse:
-        status = _status_of(exc)
+        status = status_of(exc)
         if status >= 500:
             # The detail names a table and row: for the operators' log, not for the caller.
             log.error("request failed: %s: %s", exc.code, exc.detail)
             return error(status, exc.code, PUBLIC_DETAIL.get(exc.code, PUBLIC_DETAIL["default"]))
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        return error(status, exc.code, exc.detail, headers)
+        return error(status, exc.code, exc.detail, headers, exc.extra)
+
+    @app.exception_handler(SeeOther)
+    async def _see_other(_: Request, exc: SeeOther) -> RedirectResponse:
+        return RedirectResponse(exc.location, status_code=303)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

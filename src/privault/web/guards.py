@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 from urllib.parse import urlsplit
 
 from fastapi import Request
 
 from privault.errors import Forbidden
+from privault.runtime import Runtime
 from privault.service.cards import REFUSAL, contains_card_number, json_has_card_number
 from privault.service.errors import CardNumberRefused
 from privault.web.deps import RuntimeDep
@@ -60,3 +63,21 @@ def require_same_origin(request: Request, runtime: RuntimeDep) -> None:
     here = f"{request.url.scheme}://{request.headers.get('host', '')}".lower()
     if origin.lower() not in {here, _origin(runtime.settings.base_url)}:
         raise CrossOriginForm("this form can only be sent from this site's own pages")
+
+
+class CsrfTokenInvalid(Forbidden):
+    code = "csrf_token_invalid"
+
+
+def csrf_token(runtime: Runtime, session: str) -> str:
+    """The token a page's form sends back to prove it came from this site's page: keyed
+    with the keyring's session secret and bound to the login session, so it is the same
+    for the session's life and worthless for any other. No server state."""
+    key = runtime.keyring.secret("session")
+    return hmac.new(key, b"csrf\x1f" + session.encode(), hashlib.sha256).hexdigest()
+
+
+def check_csrf(runtime: Runtime, session: str, sent: str) -> None:
+    """Raises ``CsrfTokenInvalid`` unless ``sent`` is the session's form token."""
+    if not hmac.compare_digest(csrf_token(runtime, session).encode(), sent.encode()):
+        raise CsrfTokenInvalid("this form is out of date or was not sent from our page: reload it")

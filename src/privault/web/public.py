@@ -16,7 +16,7 @@ from privault.mail.errors import ConfirmationGone, ConfirmationNotFound
 from privault.service.cards import redact
 from privault.service.errors import CardNumberRefused, PersonNotFound
 from privault.service.messages import Channel, Draft
-from privault.web.deps import DB, RuntimeDep, ViewerDep
+from privault.web.deps import DB, PageViewerDep, RuntimeDep
 from privault.web.guards import require_same_origin
 from privault.web.pages import templates
 
@@ -42,7 +42,7 @@ FormText = Annotated[str, Form()]
 
 @router.get("/u/{username}", response_class=HTMLResponse)
 def person(
-    username: str, request: Request, viewer: ViewerDep, runtime: RuntimeDep, db: DB
+    username: str, request: Request, viewer: PageViewerDep, runtime: RuntimeDep, db: DB
 ) -> Response:
     """The public page of ``username``: only what its owner shows this viewer; the same 404
     for an unknown name and for someone who shows nothing."""
@@ -73,14 +73,14 @@ def _form(
 
 
 @router.get("/contact", response_class=HTMLResponse)
-def contact_form(request: Request, viewer: ViewerDep) -> Response:
+def contact_form(request: Request, viewer: PageViewerDep) -> Response:
     return _form(request, viewer is not None, {}, None, 200)
 
 
 @router.post("/contact", response_class=HTMLResponse, dependencies=[Depends(require_same_origin)])
 def send_contact(
     request: Request,
-    viewer: ViewerDep,
+    viewer: PageViewerDep,
     runtime: RuntimeDep,
     db: DB,
     subject: FormText = "",

@@ -19,7 +19,14 @@ from privault.service.schemas import (
     VerifyIn,
     VerifyOut,
 )
-from privault.web.deps import DB, SESSION_COOKIE, CallerDep, RuntimeDep, session_token
+from privault.web.deps import (
+    DB,
+    SESSION_COOKIE,
+    CallerDep,
+    OpenCallerDep,
+    RuntimeDep,
+    session_token,
+)
 
 router = APIRouter(tags=["accounts"])
 
@@ -28,9 +35,15 @@ PURPOSE = "administration"
 
 
 @router.post("/accounts", status_code=201, response_model=RegisterOut)
-def register(body: RegisterIn, runtime: RuntimeDep, db: DB) -> RegisterOut:
-    """Create an account with a room; a verification link goes to the address."""
-    done = runtime.accounts(db).register(str(body.email), body.password, body.display_name)
+def register(body: RegisterIn, request: Request, runtime: RuntimeDep, db: DB) -> RegisterOut:
+    """Create an account with a room; a verification link goes to the address. Registering
+    accepts the privacy policy's current version (`GET /policy`)."""
+    done = runtime.accounts(db).register(
+        str(body.email),
+        body.password,
+        body.display_name,
+        ip=request.client.host if request.client else None,
+    )
     return RegisterOut(subject_id=done.subject_id, room_id=done.room_id)
 
 
@@ -103,9 +116,10 @@ def change_password(body: PasswordIn, caller: CallerDep, runtime: RuntimeDep, db
 
 
 @router.delete("/me", response_model=ClosedOut, status_code=202)
-def close_account(caller: CallerDep, runtime: RuntimeDep, db: DB) -> ClosedOut:
+def close_account(caller: OpenCallerDep, runtime: RuntimeDep, db: DB) -> ClosedOut:
     """Close the account at once (P0.4): login and PIN stop working, and the erasure of its
-    data is filed. Needs a login from the last 15 minutes."""
+    data is filed. Needs a login from the last 15 minutes. Open also to a person who has
+    not accepted the policy's current version (P8.3)."""
     request = runtime.accounts(db).close(caller.subject_id, caller.token, runtime.rights(db))
     assert request.due_at is not None
     return ClosedOut(erasure_request_id=request.id, erasure_due_at=request.due_at)

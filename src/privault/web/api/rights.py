@@ -6,12 +6,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 
+from privault.policy.model import RequestKind
 from privault.rights.export import ExportKind
 from privault.rights.schemas import RequestIn, RequestOut, RequestsOut
 from privault.rights.service import Channel
-from privault.web.deps import DB, CallerDep, RuntimeDep
+from privault.web.deps import DB, CallerDep, OpenCallerDep, RuntimeDep
 
 router = APIRouter(tags=["rights"])
+
+#: The requests open before the policy's current version is accepted (P8.3): export and
+#: erasure, as the policy implies for someone who refuses it.
+OPEN_KINDS = frozenset({RequestKind.ACCESS, RequestKind.PORTABILITY, RequestKind.ERASURE})
 
 ZIP = "application/zip"
 
@@ -28,10 +33,13 @@ def _zip(raw: bytes, name: str) -> Response:
 
 
 @router.post("/me/requests", status_code=201, response_model=RequestOut)
-def file_request(body: RequestIn, caller: CallerDep, runtime: RuntimeDep, db: DB) -> RequestOut:
+def file_request(body: RequestIn, caller: OpenCallerDep, runtime: RuntimeDep, db: DB) -> RequestOut:
     """File a request about your data. You are logged in, so it is verified at once and due
     within the policy's deadline. An erasure closes the account, as `DELETE /me` does, and
-    needs a login from the last 15 minutes."""
+    needs a login from the last 15 minutes. Access, portability and erasure are open also
+    before the policy's current version is accepted (P8.3); the others are not."""
+    if body.kind not in OPEN_KINDS:
+        runtime.acceptances(db).require(caller.subject_id)
     rights = runtime.rights(db)
     if body.kind == "erasure":
         request = runtime.accounts(db).close(caller.subject_id, caller.token, rights)
@@ -48,7 +56,7 @@ def file_request(body: RequestIn, caller: CallerDep, runtime: RuntimeDep, db: DB
 
 
 @router.get("/me/requests", response_model=RequestsOut)
-def list_requests(caller: CallerDep, runtime: RuntimeDep, db: DB) -> RequestsOut:
+def list_requests(caller: OpenCallerDep, runtime: RuntimeDep, db: DB) -> RequestsOut:
     """Your requests, newest first, with their state and due date."""
     return RequestsOut(
         requests=[RequestOut.of(v) for v in runtime.rights(db).of(caller.subject_id)]
@@ -67,7 +75,7 @@ def withdraw_request(request_id: str, caller: CallerDep, runtime: RuntimeDep, db
     responses={200: {"content": {ZIP: {}}, "description": "The export as a zip."}},
 )
 def export_now(
-    caller: CallerDep,
+    caller: OpenCallerDep,
     runtime: RuntimeDep,
     db: DB,
     kind: Annotated[ExportKind, Query(description="access (everything) or portability.")] = (
@@ -87,7 +95,7 @@ def export_now(
     responses={200: {"content": {ZIP: {}}, "description": "The export as a zip."}},
 )
 def download_export(
-    token: Annotated[str, Path(max_length=100)], caller: CallerDep, runtime: RuntimeDep, db: DB
+    token: Annotated[str, Path(max_length=100)], caller: OpenCallerDep, runtime: RuntimeDep, db: DB
 ) -> Response:
     """The export a request produced, from the link mailed to you: once, within 7 days,
     with your own session. A used or expired link answers 410."""
