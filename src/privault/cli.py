@@ -40,7 +40,8 @@ from privault.notify.models import OutboxMessage
 from privault.notify.outbox import STATES as MAIL_STATES
 from privault.notify.transport import MaildirTransport
 from privault.policy.loader import load_policy
-from privault.policy.ropa import Format, build_record, render
+from privault.policy.ropa import build_record, render
+from privault.policy.wording import Format
 from privault.rights.service import Refusal, RequestView, State
 from privault.runtime import Runtime, open_runtime, prepare
 from privault.service.cdr_csv import read_master_csv

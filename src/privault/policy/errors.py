@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from privault.errors import PrivaultError
+from privault.errors import NotFound, PrivaultError
 
 
 class PolicyError(PrivaultError):
@@ -18,3 +18,9 @@ class UnknownPolicyEntry(PolicyError):
     """A category, purpose, recipient, location or cookie the policy does not declare."""
 
     code = "unknown_policy_entry"
+
+
+class UnknownPolicyVersion(NotFound):
+    """No policy version of that number is stored."""
+
+    code = "unknown_policy_version"

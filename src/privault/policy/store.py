@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import DateTime, Integer, String, Text, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from privault.clock import Clock
+from privault.clock import Clock, aware
 from privault.db import Base
+from privault.policy.errors import UnknownPolicyVersion
 from privault.policy.loader import load_policy, parse_policy
 from privault.policy.model import Policy
 
@@ -25,6 +27,17 @@ class PolicyVersion(Base):
     loaded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+#: The highest version number a query may ask for (PostgreSQL's INTEGER).
+_MAX_VERSION = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class StoredPolicy:
+    version: int
+    policy: Policy
+    loaded_at: datetime
+
+
 class PolicyStore:
     def __init__(self, session: Session, clock: Clock) -> None:
         self.session = session
@@ -37,6 +50,21 @@ class PolicyStore:
         if row is None:
             return None
         return row.version, parse_policy(row.text, f"policy version {row.version}")
+
+    def version(self, number: int) -> StoredPolicy:
+        """Stored version ``number``, parsed; raises ``UnknownPolicyVersion``."""
+        row = self.session.get(PolicyVersion, number) if 0 < number <= _MAX_VERSION else None
+        if row is None:
+            raise UnknownPolicyVersion(f"no policy version {number} is stored")
+        policy = parse_policy(row.text, f"policy version {row.version}")
+        return StoredPolicy(row.version, policy, aware(row.loaded_at))
+
+    def versions(self) -> list[tuple[int, datetime]]:
+        """Every stored version's number and when it was stored, oldest first."""
+        rows = self.session.execute(
+            select(PolicyVersion.version, PolicyVersion.loaded_at).order_by(PolicyVersion.version)
+        )
+        return [(row.version, aware(row.loaded_at)) for row in rows]
 
     def load_file(self, path: Path) -> int:
         """Validate a policy file and store it as the next version (unchanged text is kept once).

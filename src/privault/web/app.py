@@ -15,7 +15,7 @@ from swagger_ui_bundle import swagger_ui_path
 from privault import __version__
 from privault.runtime import Runtime
 from privault.service.schemas import ErrorOut
-from privault.web import consent_pages, errors, mail_links, pages, public
+from privault.web import consent_pages, errors, mail_links, pages, policy_pages, public
 from privault.web.api import (
     accounts,
     analytics,
@@ -89,6 +89,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(public.router)
     app.include_router(consent_pages.router)
+    app.include_router(policy_pages.router)
     app.include_router(mail_links.router)
 
     # The more specific mount first: /static would take /static/swagger/... too.
