@@ -9,7 +9,8 @@ import secrets
 import subprocess
 import sys
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -21,9 +22,10 @@ from sqlalchemy import select
 
 from privault.clock import FrozenClock
 from privault.config import Settings
+from privault.consent.cookies import lifetime_words
 from privault.notify.models import OutboxMessage
 from privault.notify.outbox import template_of
-from privault.policy import PolicyError, build_policy
+from privault.policy import CookieKind, Policy, PolicyError, build_policy
 from privault.runtime import Runtime
 from privault.service.errors import WeakPin
 from privault.service.models import Room
@@ -381,3 +383,74 @@ def browser(runtime: Runtime, host: str = "203.0.113.77", agent: str | None = No
         client=(host, 50123),
         headers={"User-Agent": agent} if agent else None,
     )
+
+
+@dataclass
+class HtmlTable:
+    caption: str = ""
+    rows: list[list[str]] = field(default_factory=list)
+
+
+class Tables(HTMLParser):
+    """Every table of a page: its caption and the text of its body rows' cells (row headers
+    too; spaces collapsed), and whether a ``data-consent-open`` control is there."""
+
+    def __init__(self, html: str = "") -> None:
+        super().__init__()
+        self.tables: list[HtmlTable] = []
+        self.rows: list[list[str]] = []
+        self.text: list[str] | None = None
+        self.head = False
+        self.reopen = False
+        self.feed(html)
+
+    def table(self, caption: str) -> list[list[str]]:
+        """The rows of the table captioned ``caption``."""
+        (found,) = [t for t in self.tables if t.caption == caption]
+        return found.rows
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if any(name == "data-consent-open" for name, _ in attrs):
+            self.reopen = tag in {"button", "a"}
+        if tag == "table":
+            self.tables.append(HtmlTable())
+        elif tag == "thead":
+            self.head = True
+        elif tag == "tr" and not self.head:
+            self.rows.append([])
+            self.tables[-1].rows.append(self.rows[-1])
+        elif tag in {"td", "th", "caption"} and not self.head:
+            self.text = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "thead":
+            self.head = False
+        elif tag in {"td", "th", "caption"} and self.text is not None:
+            text = " ".join("".join(self.text).split())
+            if tag == "caption":
+                self.tables[-1].caption = text
+            else:
+                self.rows[-1].append(text)
+            self.text = None
+
+    def handle_data(self, data: str) -> None:
+        if self.text is not None:
+            self.text.append(data)
+
+
+def declared_cookies(policy: Policy) -> list[list[str]]:
+    """The rows the cookie declaration must show for ``policy``, by banner category."""
+    titles = {str(k): v.title for k, v in policy.consent.categories.items()}
+    return [
+        [
+            c.name,
+            c.provider,
+            f"{c.purpose}. {c.description}",
+            titles[c.category],
+            "Session" if c.kind == CookieKind.SESSION else "Persistent",
+            lifetime_words(c),
+        ]
+        for category in policy.consent.categories
+        for c in policy.cookies
+        if c.category == category
+    ]

@@ -104,6 +104,7 @@ COMMANDS = [
     ["serve"],
     ["demo"],
     ["policy", "check"],
+    ["policy", "render"],
     ["keys", "rotate"],
     ["audit", "verify"],
     ["ropa"],

@@ -45,8 +45,11 @@ from privault.policy.diff import PolicyDiff, diff, unreadable
 from privault.policy.errors import PolicyError
 from privault.policy.loader import load_policy
 from privault.policy.model import Policy
-from privault.policy.ropa import Format, build_record, render
+from privault.policy.render import PolicyPages
+from privault.policy.render import render as render_policy
+from privault.policy.ropa import build_record, render
 from privault.policy.store import PolicyStore
+from privault.policy.wording import Format
 from privault.rights.service import Refusal, RequestView, State
 from privault.runtime import Runtime, open_database, open_runtime, prepare, publish_policy
 from privault.service.cdr_csv import read_master_csv
@@ -363,6 +366,40 @@ def _notify(rt: Runtime, version: int, batch_size: int) -> None:
         markup=False,
         highlight=False,
     )
+
+
+@policy_app.command("render")
+def policy_render(
+    version: Annotated[
+        str | None, typer.Option("--version", help="A stored version; by default the one in force.")
+    ] = None,
+    output_format: Annotated[
+        str, typer.Option("--format", help="html (a fragment of the site's page) or md.")
+    ] = Format.HTML,
+    file: Annotated[
+        Path | None,
+        typer.Option("--file", help="Render this policy file, not stored yet, to review it."),
+    ] = None,
+) -> None:
+    """The privacy policy as the site shows it (/privacy): the eleven sections, from the
+    policy's prose and the data the code enforces."""
+    try:
+        fmt = Format(output_format)
+    except ValueError:
+        raise Failed(f"--format must be html or md, not {output_format!r}") from None
+    if file is not None:
+        if version is not None:
+            raise Failed("give --version or --file, not both")
+        draft = load_policy(file)
+        sys.stdout.write(render_policy(draft, None, draft.meta.effective_date, fmt))
+        return
+    if version is not None and not (version.isascii() and version.isdigit()):
+        raise Failed(f"--version must be a version number, not {version!r}")
+    rt = runtime()
+    with rt.factory() as session:
+        pages = PolicyPages(PolicyStore(session, rt.clock), rt.policy, rt.policy_version)
+        text = pages.current(fmt) if version is None else pages.stored(int(version), fmt)
+    sys.stdout.write(text)
 
 
 @app.command()

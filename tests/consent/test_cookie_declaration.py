@@ -3,44 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
-from html.parser import HTMLParser
 
 import pytest
 from fastapi.testclient import TestClient
 
-from privault.consent.cookies import lifetime_words
-from privault.policy.model import Cookie, CookieCategory, CookieKind, Policy
+from factories import Tables, declared_cookies
+from privault.policy.model import Cookie, CookieCategory, CookieKind
 from privault.policy.types import Duration, duration_words
 from privault.runtime import Runtime
 from privault.web.app import create_app
-
-
-class Tables(HTMLParser):
-    """The text of every table row's cells, and whether a ``data-consent-open`` control is
-    there."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.rows: list[list[str]] = []
-        self.cell: list[str] | None = None
-        self.reopen = False
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if any(name == "data-consent-open" for name, _ in attrs):
-            self.reopen = tag in {"button", "a"}
-        if tag == "tr":
-            self.rows.append([])
-        elif tag == "td":
-            self.cell = []
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "td" and self.cell is not None:
-            self.rows[-1].append(" ".join("".join(self.cell).split()))
-            self.cell = None
-
-    def handle_data(self, data: str) -> None:
-        if self.cell is not None:
-            self.cell.append(data)
 
 
 def declared(client: TestClient) -> Tables:
@@ -48,26 +19,7 @@ def declared(client: TestClient) -> Tables:
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     assert "set-cookie" not in page.headers
-    tables = Tables()
-    tables.feed(page.text)
-    return tables
-
-
-def expected(policy: Policy) -> list[list[str]]:
-    titles = {str(k): v.title for k, v in policy.consent.categories.items()}
-    return [
-        [
-            c.name,
-            c.provider,
-            f"{c.purpose}. {c.description}",
-            titles[c.category],
-            "Session" if c.kind == CookieKind.SESSION else "Persistent",
-            lifetime_words(c),
-        ]
-        for category in policy.consent.categories
-        for c in policy.cookies
-        if c.category == category
-    ]
+    return Tables(page.text)
 
 
 def test_p11_1_p11_2_the_declaration_lists_every_cookie_of_the_policy(
@@ -75,7 +27,7 @@ def test_p11_1_p11_2_the_declaration_lists_every_cookie_of_the_policy(
 ) -> None:
     tables = declared(client)
     cells = [row for row in tables.rows if row]
-    assert cells == expected(runtime.policy)
+    assert cells == declared_cookies(runtime.policy)
     assert len(cells) == len(runtime.policy.cookies) == 8
     lifetimes = {row[0]: row[5] for row in cells}
     assert lifetimes == {
@@ -107,7 +59,7 @@ def test_p11_2_a_cookie_added_to_the_policy_appears_without_touching_the_templat
     changed = dataclasses.replace(runtime, policy=policy)
     with TestClient(create_app(changed), raise_server_exceptions=False) as client:
         cells = [row for row in declared(client).rows if row]
-    assert cells == expected(policy)
+    assert cells == declared_cookies(policy)
     assert [
         "kallu_ab",
         "Kallu (first party)",

@@ -16,7 +16,8 @@ from fastapi.testclient import TestClient
 from factories import KALLU, fill_person, kallu_data, policy_refusal, register, run_cli
 from privault.config import Settings
 from privault.policy import PolicyError, build_policy, load_policy
-from privault.policy.ropa import Format, Record, build_record, render
+from privault.policy.ropa import Record, build_record, render
+from privault.policy.wording import Format
 from privault.runtime import Runtime, prepare
 from privault.service.pbx import PbxTokenService
 

@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from enum import StrEnum
+from string import Formatter
 from typing import Annotated, Any, Final, TypeVar
 
 from pydantic import (
@@ -47,6 +48,7 @@ SESSION_COOKIE: Final = "privault_session"
 CONSENT_COOKIE: Final = "privault_consent"
 
 _T = TypeVar("_T")
+_NUMBERS: Final = dict(enumerate(("no", "one", "two", "three", "four", "five", "six"), start=0))
 
 
 class Sensitivity(StrEnum):
@@ -396,9 +398,26 @@ class SecurityMeasure(_Entry):
     promises: Annotated[tuple[Promise, ...], AfterValidator(distinct)] = ()
 
 
+#: The policy page's sections, numbered as in the seed: 0 is the preamble, 1-11 the sections.
+PROSE_SECTIONS: Final = range(12)
+
+Paragraph = Text | Annotated[tuple[Text, ...], Field(min_length=1)]
+"""A paragraph of the policy page, or a list of points (an array in the file)."""
+
+
 class ProseSection(_Entry):
-    title: Text
-    paragraphs: Annotated[tuple[Text, ...], Field(min_length=1)]
+    """The operator's own words for one section of the policy page. What the code enforces
+    (categories, purposes, recipients, places, retention, cookies) is never written here:
+    the page builds it from the sections above, between ``paragraphs`` and ``after``.
+    ``{name}`` in the text stands for a value of the file (see ``Policy.prose_values``)."""
+
+    title: Text | None = None
+    paragraphs: tuple[Paragraph, ...] = ()
+    after: tuple[Paragraph, ...] = ()
+
+    def texts(self) -> Iterator[str]:
+        for paragraph in (*self.paragraphs, *self.after):
+            yield from (paragraph,) if isinstance(paragraph, str) else paragraph
 
 
 # --- The policy --------------------------------------------------------------------------
@@ -445,6 +464,14 @@ class Policy(_Entry):
             )
         return value
 
+    @field_validator("prose")
+    @classmethod
+    def _prose_sections_exist(cls, value: dict[str, ProseSection]) -> Any:
+        for key in value:
+            if int(key) not in PROSE_SECTIONS:
+                raise invalid("section", "the policy page has sections 0 (preamble) to 11", key)
+        return value
+
     @model_validator(mode="after")
     def _consistent(self) -> Policy:
         problems = list(_problems(self))
@@ -486,6 +513,21 @@ class Policy(_Entry):
     def is_adequate(self, country: str) -> bool:
         """Whether personal data may go to ``country`` (EEA or an adequacy decision, P5.2)."""
         return country in self.transfers.adequacy
+
+    def prose_values(self) -> dict[str, str]:
+        """What ``{name}`` may stand for in the prose: values the code also uses, so the page
+        cannot promise another address, subject line or deadline than the one enforced."""
+        months = self.rights.extension_max_months
+        return {
+            "name": self.meta.name,
+            "controller": self.meta.controller,
+            "website": self.meta.website,
+            "privacy_address": self.meta.privacy_address,
+            "request_subject": self.meta.request_subject,
+            "deadline_days": str(self.rights.deadline_days),
+            "extension_months": f"{_NUMBERS.get(months, str(months))} month"
+            + ("s" if months != 1 else ""),
+        }
 
     def canonical_json(self) -> str:
         data = self.model_dump(mode="json", by_alias=True)
@@ -544,6 +586,21 @@ def _problems(policy: Policy) -> Iterator[tuple[str, str]]:
         if not policy.is_adequate(location.country):
             yield f"locations.{i}.country", _outside("location", location.id, location.country)
     yield from _cookie_problems(policy)
+    yield from _prose_problems(policy)
+
+
+def _prose_problems(policy: Policy) -> Iterator[tuple[str, str]]:
+    known = policy.prose_values()
+    for key, section in policy.prose.items():
+        for text in section.texts():
+            try:
+                names = [name for _, name, _, _ in Formatter().parse(text) if name is not None]
+            except ValueError as exc:
+                yield f"prose.{key}", f"{exc} (write {{{{ and }}}} for a brace)"
+                continue
+            for name in names:
+                if name not in known:
+                    yield f"prose.{key}", f"unknown {{{name}}}: one of {', '.join(known)}"
 
 
 def _cookie_problems(policy: Policy) -> Iterator[tuple[str, str]]:

@@ -12,78 +12,31 @@ as Markdown or HTML from the same sections, so both say the same thing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
-from typing import Final, TypeVar
 
-import pycountry
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
 import privault.models  # noqa: F401  (every table in the data map before it is counted)
-from privault.policy.model import (
-    Category,
-    LegalBasis,
-    Policy,
-    RecipientKind,
-    Retention,
-    RetentionAnchor,
+from privault.policy.model import Category, Policy
+from privault.policy.wording import (
+    EEA,
+    LEGAL_BASES,
+    NONE,
+    RECIPIENT_KINDS,
+    Format,
+    Table,
+    anchor_words,
+    country_name,
+    label,
+    period_words,
+    templates,
+    transfers,
 )
-from privault.policy.types import Duration
 from privault.rights.models import RetainedRecord
 from privault.vault.datamap import TableCount, census
-
-#: The European Economic Area: the 27 EU member states, Iceland, Liechtenstein and Norway.
-#: Data going elsewhere is a transfer to a third country (GDPR Chapter V), even where an
-#: adequacy decision allows it.
-EEA: Final = frozenset(
-    {
-        *("AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE"),
-        *("IT", "LV", "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE"),
-        *("IS", "LI", "NO"),
-    }
-)
-
-LEGAL_BASES: Final = {
-    LegalBasis.CONSENT: "Consent (GDPR Art. 6(1)(a))",
-    LegalBasis.CONTRACT: "Contract (GDPR Art. 6(1)(b))",
-    LegalBasis.LEGAL_OBLIGATION: "Legal obligation (GDPR Art. 6(1)(c))",
-    LegalBasis.VITAL_INTERESTS: "Vital interests (GDPR Art. 6(1)(d))",
-    LegalBasis.PUBLIC_TASK: "Public task (GDPR Art. 6(1)(e))",
-    LegalBasis.LEGITIMATE_INTERESTS: "Legitimate interests (GDPR Art. 6(1)(f))",
-}
-RECIPIENT_KINDS: Final = {
-    RecipientKind.GROUP: "Group company",
-    RecipientKind.PROCESSOR: "Processor (GDPR Art. 28)",
-    RecipientKind.AUTHORITY: "Court or authority",
-    RecipientKind.STATISTICS: "Recipient of anonymous statistics",
-    RecipientKind.MARKETING: "Marketing recipient (with the person's express consent)",
-}
-ANCHORS: Final = {
-    RetentionAnchor.COLLECTION: "collection",
-    RetentionAnchor.ACCOUNT_CLOSURE: "the closure of the account",
-    RetentionAnchor.CONTRACT_END: "the end of the contract",
-    RetentionAnchor.LAST_ACTIVITY: "the person's last activity",
-}
-NONE: Final = "none"
-_E = TypeVar("_E", bound=StrEnum)
-
-
-class Format(StrEnum):
-    MARKDOWN = "md"
-    HTML = "html"
-
-
-@dataclass(frozen=True)
-class Table:
-    """A table of the record; the first cell of each row heads that row."""
-
-    caption: str
-    headers: tuple[str, ...]
-    rows: tuple[tuple[str, ...], ...]
 
 
 @dataclass(frozen=True)
@@ -139,7 +92,7 @@ def build_record(session: Session, policy: Policy, policy_version: int, now: dat
 
 def render(record: Record, fmt: Format) -> str:
     """The record as a Markdown or a standalone HTML document."""
-    template = _templates.get_template("ropa.md" if fmt is Format.MARKDOWN else "ropa.html")
+    template = templates.get_template("ropa.md" if fmt is Format.MARKDOWN else "ropa.html")
     return template.render(record=record)
 
 
@@ -216,7 +169,7 @@ def _purposes(policy: Policy) -> Section:
             (
                 _named(purpose.title, pid),
                 purpose.description,
-                _label(LEGAL_BASES, purpose.legal_basis),
+                label(LEGAL_BASES, purpose.legal_basis),
                 _list(purpose.categories),
                 "; ".join(notes) or NONE,
             )
@@ -267,8 +220,8 @@ def _recipients(policy: Policy) -> Section:
     rows = tuple(
         (
             _named(recipient.name, recipient.id),
-            _label(RECIPIENT_KINDS, recipient.kind),
-            _country(recipient.country),
+            label(RECIPIENT_KINDS, recipient.kind),
+            country_name(recipient.country),
             _list(recipient.purposes),
             recipient.description,
         )
@@ -292,7 +245,7 @@ def _locations(policy: Policy) -> Section:
         (
             _named(location.name, location.id),
             str(location.role),
-            _country(location.country),
+            country_name(location.country),
             location.description or NONE,
         )
         for location in policy.locations
@@ -306,18 +259,9 @@ def _locations(policy: Policy) -> Section:
 
 
 def _transfers(policy: Policy) -> Section:
-    outside = [
-        (_named(r.name, r.id), r.country, r.kind is RecipientKind.STATISTICS)
-        for r in policy.recipients
-        if r.country not in EEA
-    ] + [
-        (_named(loc.name, loc.id), loc.country, False)
-        for loc in policy.locations
-        if loc.country not in EEA
-    ]
     rows = tuple(
-        (name, _country(country), _safeguard(policy, country, anonymous))
-        for name, country, anonymous in outside
+        (_named(t.name, t.entry_id), country_name(t.country), t.safeguard)
+        for t in transfers(policy)
     )
     tables = []
     if rows:
@@ -333,7 +277,7 @@ def _transfers(policy: Policy) -> Section:
         intro = "None: every recipient and every location is in the EEA."
     adequacy = tuple(
         (
-            _country(country),
+            country_name(country),
             "EEA" if country in EEA else "EU adequacy decision",
             policy.transfers.conditions.get(country, NONE),
         )
@@ -350,19 +294,12 @@ def _transfers(policy: Policy) -> Section:
     return Section("transfers", "Transfers to third countries", (intro,), tuple(tables))
 
 
-def _safeguard(policy: Policy, country: str, anonymous: bool) -> str:
-    if anonymous:
-        return "none needed: anonymous statistics are not personal data"
-    condition = policy.transfers.conditions.get(country)
-    return "EU adequacy decision (GDPR Art. 45)" + (f"; {condition}" if condition else "")
-
-
 def _retention(policy: Policy) -> Section:
     rows = tuple(
         (
             _named(category.title, cid),
-            _period(category.retention),
-            _anchor(category.retention),
+            period_words(category.retention),
+            anchor_words(category.retention),
             category.retention.reason,
             category.retention.obligation or NONE,
         )
@@ -429,11 +366,6 @@ def _data_map(policy: Policy, holdings: dict[str, Holding]) -> Section:
 # --- Wording -------------------------------------------------------------------------------
 
 
-def _label(labels: Mapping[_E, str], value: _E) -> str:
-    """The wording for an enum value; a value added to the model later reads as itself."""
-    return labels.get(value) or str(value).replace("_", " ")
-
-
 def _named(title: str, entry_id: str) -> str:
     return f"{title} ({entry_id})"
 
@@ -446,58 +378,9 @@ def _when(moment: datetime) -> str:
     return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
 
 
-def _country(code: str) -> str:
-    country = pycountry.countries.get(alpha_2=code)
-    name = getattr(country, "common_name", None) or getattr(country, "name", code)
-    return f"{name} ({code})"
-
-
-def _period(retention: Retention) -> str:
-    period = retention.period
-    if not isinstance(period, Duration):
-        return "while the account exists; erased when it closes"
-    return f"{_duration(period)} ({period})"
-
-
-def _anchor(retention: Retention) -> str:
-    return _label(ANCHORS, retention.from_) if retention.from_ is not None else "not applicable"
-
-
-def _duration(period: Duration) -> str:
-    hours, rest = divmod(period.seconds, 3600)
-    parts = [
-        (period.years, "year"),
-        (period.months, "month"),
-        (period.days, "day"),
-        (hours, "hour"),
-        (rest // 60, "minute"),
-        (rest % 60, "second"),
-    ]
-    return ", ".join(f"{n} {unit}{'s' if n != 1 else ''}" for n, unit in parts if n)
-
-
 def _retained(category: Category, held: Holding) -> str:
     if category.retention.obligation is None and not held.retained_records:
         return "nothing: no legal obligation"
     records = "record" if held.retained_records == 1 else "records"
     people = "person" if held.retained_subjects == 1 else "people"
     return f"{held.retained_records} {records} of {held.retained_subjects} {people}"
-
-
-def _markdown_cell(text: str) -> str:
-    """Text safe in a Markdown table cell or paragraph: pipes, backslashes and angle
-    brackets escaped, lines joined."""
-    for char in ("\\", "|", "<", "*", "`"):
-        text = text.replace(char, "\\" + char)
-    return " ".join(text.split())
-
-
-_templates = Environment(
-    loader=PackageLoader("privault.policy", "templates"),
-    autoescape=select_autoescape(["html"]),
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    keep_trailing_newline=True,
-)
-_templates.filters["md"] = _markdown_cell

@@ -41,6 +41,10 @@ class Published:
     diff: PolicyDiff | None
 
 
+#: The highest version number a query may ask for (PostgreSQL's INTEGER).
+_MAX_VERSION = 2**31 - 1
+
+
 class PolicyStore:
     def __init__(self, session: Session, clock: Clock) -> None:
         self.session = session
@@ -72,7 +76,7 @@ class PolicyStore:
 
     def get(self, version: int) -> PolicyVersion:
         """Stored version ``version``; raises ``PolicyVersionNotFound``."""
-        row = self.session.get(PolicyVersion, version)
+        row = self.session.get(PolicyVersion, version) if 0 < version <= _MAX_VERSION else None
         if row is None:
             raise PolicyVersionNotFound(f"there is no policy version {version}")
         return row
@@ -103,6 +107,15 @@ class PolicyStore:
             select(PolicyVersion.effective_at).where(PolicyVersion.version == version)
         )
         return None if at is None else aware(at)
+
+    def versions(self) -> list[tuple[int, datetime]]:
+        """Every stored version's number and when it takes or took effect, oldest first."""
+        rows = self.session.execute(
+            select(PolicyVersion.version, PolicyVersion.effective_at).order_by(
+                PolicyVersion.version
+            )
+        )
+        return [(row.version, aware(row.effective_at)) for row in rows]
 
     def load_file(self, path: Path) -> int:
         """Validate a policy file and store it as the next version, in force at once

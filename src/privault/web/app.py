@@ -101,8 +101,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(acceptance_pages.router)
     app.include_router(public.router)
     app.include_router(consent_pages.router)
-    app.include_router(mail_links.router)
     app.include_router(policy_pages.router)
+    app.include_router(mail_links.router)
 
     # The more specific mount first: /static would take /static/swagger/... too.
     app.mount("/static/swagger", StaticFiles(directory=swagger_ui_path), name="swagger")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from privault.consent.cookies import banner, lifetime_words
+from privault.policy import render
 from privault.policy.types import duration_words
 from privault.web.deps import RuntimeDep
 from privault.web.pages import templates
@@ -25,8 +25,7 @@ def cookie_declaration(request: Request, runtime: RuntimeDep) -> HTMLResponse:
         request,
         "cookies.html",
         {
-            "categories": banner(runtime.policy),
-            "lifetime": lifetime_words,
+            "declaration": render.cookie_declaration(runtime.policy),
             "site": runtime.policy.meta.name,
             "choice_lasts": duration_words(runtime.policy.consent.lifetime),
         },
