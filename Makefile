@@ -28,8 +28,10 @@ browser:
 	@command -v chromium >/dev/null || \
 		echo "no Chromium: run 'make browser' as root, or the browser tests are skipped"
 
+# Every promise of docs/promises.md has a mechanism that exists and a test that names it.
 test: lint browser
 	$(BIN)/pytest
+	$(BIN)/privault promises --strict
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py

@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 from httpx2 import Response
 from sqlalchemy import select
 
+from mailkit import with_files
 from privault.clock import FrozenClock
 from privault.config import Settings
 from privault.consent.cookies import lifetime_words
@@ -294,9 +295,20 @@ def fill_person(client: TestClient, pbx: dict[str, str], *, locked: bool = False
     kept = [email, name, room_id, interest, *fields.values(), billing_name, address, token]
     kept += [billing_email, username, post, subject, message, list_name, label, *numbers, *callers]
     kept.append(subscribe_everywhere(client, subject_id, email, auth))
+    kept.append(enclose_a_file(client, email))
     return Filled(
         subject_id, room_id, auth, kept, [password, pin, wrong, checker], made_list.json()["id"]
     )
+
+
+def enclose_a_file(client: TestClient, email: str) -> str:
+    """Mail the privacy address a file (P2.11, category other); the file's words."""
+    runtime: Runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    words = marker("fi")
+    raw = with_files(email, "Attached.", ("f.txt", "text/plain", words.encode()))
+    with runtime.transaction() as session:
+        runtime.mail_intake(session).receive(raw)
+    return words
 
 
 def subscribe_everywhere(

@@ -7,7 +7,9 @@ import base64
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email import message_from_bytes
 from email.message import EmailMessage
+from email.policy import default
 from email.utils import format_datetime, make_msgid
 
 import dkim
@@ -83,6 +85,16 @@ def message(
     mail["Message-ID"] = message_id or make_msgid(idstring=secrets.token_hex(6), domain="test")
     mail.set_content(body)
     return mail.as_bytes(policy=mail.policy.clone(linesep="\r\n"))
+
+
+def with_files(sender: str, body: str, *files: tuple[str, str, bytes]) -> bytes:
+    """A mail to the privacy address that encloses ``files`` (name, type, content)."""
+    mail = message_from_bytes(message(sender, body, subject="A file"), policy=default)
+    assert isinstance(mail, EmailMessage)
+    for name, kind, data in files:
+        maintype, subtype = kind.split("/")
+        mail.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
+    return mail.as_bytes()
 
 
 def request_body(kind_words: str, room_id: str, name: str = "Ann Example") -> str:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default as default_policy
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -50,6 +51,11 @@ from privault.policy.render import render as render_policy
 from privault.policy.ropa import build_record, render
 from privault.policy.store import PolicyStore
 from privault.policy.wording import Format
+from privault.promises.evidence import CollectionFailed, named_tests
+from privault.promises.report import Report, short
+from privault.promises.report import build as build_promises
+from privault.promises.report import markdown as promises_markdown
+from privault.promises.table import REPO_TABLE, PromiseTableInvalid, load_table
 from privault.rights.service import Refusal, RequestView, State
 from privault.runtime import Runtime, open_database, open_runtime, prepare, publish_policy
 from privault.service.cdr_csv import read_master_csv
@@ -426,6 +432,74 @@ def ropa(
     except OSError as exc:
         raise Failed(f"cannot write {output}: {exc.strerror}") from None
     out.print(f"record of processing activities written to {output}", markup=False)
+
+
+class PromisesFormat(StrEnum):
+    TABLE = "table"
+    MARKDOWN = "md"
+    JSON = "json"
+
+
+@app.command()
+def promises(
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Fail when a promise has no test or no mechanism, or a mechanism is gone.",
+        ),
+    ] = False,
+    output_format: Annotated[
+        PromisesFormat, typer.Option("--format", help="table, md (Markdown) or json.")
+    ] = PromisesFormat.TABLE,
+    tests: Annotated[Path, typer.Option(help="The test suite to collect.")] = REPO_TABLE.parents[1]
+    / "tests",
+    policy_file: Annotated[
+        Path | None,
+        typer.Option("--policy", help="The policy file; PRIVAULT_POLICY_FILE by default."),
+    ] = None,
+) -> None:
+    """The promise table (docs/promises.md) as the code sees it: for each promise, the
+    mechanisms that keep it (the registry and the policy file, each checked to exist) and
+    the tests that name its ID, found by collecting the test suite."""
+    try:
+        table = load_table()
+        named = named_tests(tests)
+    except (PromiseTableInvalid, CollectionFailed) as exc:
+        raise Failed(str(exc)) from None
+    loaded = load_policy(policy_file or settings().policy_file)
+    report = build_promises(table, named, loaded)
+    if output_format is PromisesFormat.JSON:
+        sys.stdout.write(json.dumps(report.as_json(), indent=2, ensure_ascii=False) + "\n")
+    elif output_format is PromisesFormat.MARKDOWN:
+        sys.stdout.write(promises_markdown(report))
+    else:
+        _promises_table(report)
+    problems = report.problems()
+    if strict and problems:
+        for problem in problems:
+            print(f"privault promises: {problem}", file=sys.stderr)
+        raise typer.Exit(1)
+
+
+def _promises_table(report: Report) -> None:
+    grid = Table("ID", "The system must", "Mechanisms", "Tests", show_lines=True)
+    for line in report.lines:
+        refs = Text()
+        for checked in line.mechanisms:
+            refs.append(checked.mechanism.ref + "\n", style="red" if checked.problem else "")
+        refs.rstrip()
+        names = "\n".join(short(t) for t in line.tests[:3])
+        count = Text(str(len(line.tests)), style="" if line.tests else "bold red")
+        grid.add_row(
+            line.promise.id,
+            line.promise.must,
+            refs or Text("none", style="bold red"),
+            count + Text("\n" + names if names else ""),
+        )
+    out.print(grid)
+    for pid, nodes in report.unknown.items():
+        out.print(f"unknown promise {pid} named by {', '.join(nodes)}", style="red", markup=False)
 
 
 @keys_app.command("rotate")

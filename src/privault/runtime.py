@@ -49,6 +49,7 @@ from privault.service.accounts import AccountService
 from privault.service.cdrs import CdrService
 from privault.service.messages import MessageService
 from privault.service.numbers import DialInService, NumberListService
+from privault.service.other import OtherItemService
 from privault.service.passwords import Passwords
 from privault.service.pins import PinService
 from privault.service.posts import PostService
@@ -284,6 +285,9 @@ class Runtime:
     def messages(self, session: Session) -> MessageService:
         return MessageService(session, self.vault, self.audit, self.clock)
 
+    def other_items(self, session: Session) -> OtherItemService:
+        return OtherItemService(session, self.vault, self.clock)
+
     def rights(self, session: Session) -> RightsService:
         # To tell the person about their request: a legal obligation.
         address_of = partial(self.accounts(session).address_of, purpose="legal")
@@ -301,6 +305,7 @@ class Runtime:
             self.accounts(session, source="mail"),
             self.rooms(session),
             self.messages(session),
+            self.other_items(session),
             base_url=self.settings.base_url,
             trusted_authserv_ids=self.settings.trusted_authserv_ids,
             resolver=resolver,

@@ -46,6 +46,7 @@ from privault.rights.models import RightsRequest
 from privault.rights.service import Channel, Refusal, RequestView, RightsService, State
 from privault.service.accounts import AccountService
 from privault.service.messages import MessageService
+from privault.service.other import OtherItemService
 from privault.service.rooms import RoomService
 from privault.vault import Vault
 from privault.vault.crypto import token_digest
@@ -93,6 +94,7 @@ class MailIntake:
         accounts: AccountService,
         rooms: RoomService,
         messages: MessageService,
+        other: OtherItemService,
         *,
         base_url: str,
         trusted_authserv_ids: Iterable[str] = (),
@@ -107,6 +109,7 @@ class MailIntake:
         self.accounts = accounts
         self.rooms = rooms
         self.messages = messages
+        self.other = other
         self.base_url = base_url.rstrip("/")
         self.trusted = tuple(trusted_authserv_ids)
         self.resolver = resolver
@@ -148,6 +151,8 @@ class MailIntake:
             return Received(Outcome.UNREADABLE)
         known = self.accounts.subject_of(mail.sender)
         sender = self.messages.receive_mail(known, mail.sender, mail.subject, mail.text)
+        for attachment in mail.attachments:  # anything else sent: category other (P2.11)
+            self.other.keep(sender, "mail", attachment)
         if not is_request_subject(mail.subject, self.policy.meta.request_subject):
             return Received(Outcome.SUPPORT)
         reading = read_request(mail, self.policy.rights.kinds)

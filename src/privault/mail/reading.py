@@ -107,6 +107,19 @@ _PERSON_NAME = re.compile(r"^[^\W\d_][^\W\d_ .'-]*(?:[ .'-]+[^\W\d_][^\W\d_.'-]*
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A file a message encloses: its name and type as the sender gave them, and its bytes."""
+
+    name: str
+    content_type: str
+    data: bytes
+
+
+#: Enclosures kept of one message; the intake's size limit bounds their bytes.
+MAX_ATTACHMENTS = 20
+
+
+@dataclass(frozen=True)
 class Mail:
     """What the intake needs of a message: all text, decoded; ``None`` where unreadable."""
 
@@ -117,6 +130,7 @@ class Mail:
     text: str
     #: Authentication-Results headers, topmost first.
     auth_results: tuple[str, ...] = ()
+    attachments: tuple[Attachment, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -148,6 +162,7 @@ def parse(raw: bytes) -> Mail:
         message_id=_valid(_header(message, "message-id").strip()) or None,
         text=_valid(_text(message)),
         auth_results=tuple(_valid(h) for h in _headers(message, "authentication-results")),
+        attachments=_attachments(message),
     )
 
 
@@ -242,6 +257,25 @@ def _text(message: Message) -> str:
     except Exception:
         return ""
     return _unquoted((plain or "")[:MAX_TEXT])
+
+
+def _attachments(message: Message) -> tuple[Attachment, ...]:
+    """The parts sent as attachments (P2.11), at most ``MAX_ATTACHMENTS``; a part whose
+    content cannot be decoded is left out."""
+    found: list[Attachment] = []
+    try:
+        for part in message.walk():
+            if part.is_multipart() or part.get_content_disposition() != "attachment":
+                continue
+            data = part.get_payload(decode=True)
+            if isinstance(data, bytes):
+                name = _valid(part.get_filename() or "") or "(no name)"
+                found.append(Attachment(name[:200], part.get_content_type(), data))
+            if len(found) == MAX_ATTACHMENTS:
+                break
+    except Exception:  # a broken MIME tree gives what could be read, as the text does
+        return tuple(found)
+    return tuple(found)
 
 
 def _decoded(part: Message) -> str:

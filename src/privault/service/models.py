@@ -350,3 +350,27 @@ class Message(Base):
     content_ct: Mapped[bytes] = mapped_column(LargeBinary)
     metadata_ct: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+# -- Anything else people send -------------------------------------------------------------
+
+
+@personal_data(
+    "other",
+    kept_from="created_at",
+    encrypted=("content_ct",),
+    json=("content_ct",),
+    exported=("id", "source", "content_ct", "created_at"),
+)
+class OtherItem(Base):
+    """Something a person sent us that fits no other category (P2.11), such as a file a mail
+    to us encloses: its name, type and content sealed together under their key, kept by the
+    policy's retention of ``other`` from when it came."""
+
+    __tablename__ = "other_items"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    subject_id: Mapped[str] = _subject_fk(index=True)
+    source: Mapped[str] = mapped_column(String(16))
+    content_ct: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
