@@ -11,10 +11,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 from typer.main import get_command
 
-from privault.cli import app
+from privault.cli import _served_at, app
 from privault.config import REPO_POLICY, Settings
 from privault.db import make_engine
 from privault.runtime import prepare
@@ -274,3 +275,16 @@ def test_p7_1_audit_verify_and_keys_rotate_on_a_demo_data_folder(
         engine.dispose()
     line = one_line_error(run(["audit", "verify"], env, tmp_path))
     assert line == "privault: access log broken after 2 good entries: entry 3 was altered"
+
+
+def test_serve_without_a_base_url_links_to_where_it_serves(
+    base_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Links in pages and mail (the policy's address, verification links) point at the
+    host and port `serve` and `demo` bind, unless PRIVAULT_BASE_URL says otherwise."""
+    unset = base_settings.model_copy()
+    unset.model_fields_set.discard("base_url")
+    assert _served_at(unset, "127.0.0.1", 8765).base_url == "http://127.0.0.1:8765"
+    monkeypatch.setenv("PRIVAULT_BASE_URL", "https://calls.example.org")
+    configured = Settings()
+    assert _served_at(configured, "127.0.0.1", 8765).base_url == "https://calls.example.org"

@@ -136,6 +136,13 @@ def init() -> None:
     out.print(f"policy version {rt.policy_version} loaded; keyring at {config.keyring_path}")
 
 
+def _served_at(config: Settings, host: str, port: int) -> Settings:
+    """Without PRIVAULT_BASE_URL, links in pages and mail point where this serves."""
+    if "base_url" in config.model_fields_set:
+        return config
+    return config.model_copy(update={"base_url": f"http://{host}:{port}"})
+
+
 def _serve(rt: Runtime, host: str, port: int, worker: bool) -> None:
     # Imported here: the web stack is half of the start-up time of every other command.
     import uvicorn
@@ -186,7 +193,7 @@ def serve(
     ] = True,
 ) -> None:
     """Serve the web pages and the API; initialises or migrates the data folder first."""
-    config = settings()
+    config = _served_at(settings(), host, port)
     prepare(config)
     _serve(open_runtime(config), host, port, worker)
 
@@ -255,7 +262,7 @@ def demo(
     ] = False,
 ) -> None:
     """Initialise, create synthetic demo people, print their logins and serve."""
-    config = settings()
+    config = _served_at(settings(), host, port)
     prepare(config)
     rt = open_runtime(config)
     people = demo_data.seed(rt)
