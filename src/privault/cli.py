@@ -62,6 +62,7 @@ from privault.service.cdr_csv import read_master_csv
 from privault.service.cdr_schemas import rows_from_json
 from privault.service.cdrs import MAX_BATCH, RowResult, Status, time_zone
 from privault.service.pbx import PbxTokenService
+from privault.statistics.releases import RELEASES
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -104,6 +105,7 @@ mail_app = typer.Typer(
 )
 app.add_typer(mail_app, name="mail")
 out = Console()
+err = Console(stderr=True)
 
 
 class Failed(Exception):
@@ -430,7 +432,11 @@ def ropa(
     rt = runtime()
     with rt.factory() as session:
         record = build_record(session, rt.policy, rt.policy_version, rt.clock.now())
-    text = render(record, output_format)
+    _write_out(render(record, output_format), output, "record of processing activities")
+
+
+def _write_out(text: str, output: Path | None, what: str) -> None:
+    """``text`` on stdout, or in the file ``output`` (saying so on the console)."""
     if output is None:
         sys.stdout.write(text)
         return
@@ -438,7 +444,7 @@ def ropa(
         output.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise Failed(f"cannot write {output}: {exc.strerror}") from None
-    out.print(f"record of processing activities written to {output}", markup=False)
+    out.print(f"{what} written to {output}", markup=False)
 
 
 class PromisesFormat(StrEnum):
@@ -896,6 +902,59 @@ def disclose_list(
         table.add_row(*(Text(cell) for cell in cells))
     width = out.measure(table, options=out.options.update_width(10_000)).maximum
     Console(width=max(width, out.width)).print(table)
+
+
+# -- statistics for third parties -------------------------------------------------------------
+
+stats_app = typer.Typer(
+    help="Statistics for recipients of kind statistics, identifying no one (P3.10).",
+    no_args_is_help=True,
+)
+app.add_typer(stats_app, name="stats")
+
+
+@stats_app.command("release")
+def stats_release(
+    name: Annotated[str, typer.Argument(help=f"The release: {', '.join(RELEASES)}.")],
+    recipient: Annotated[str, typer.Option(help="A recipient of kind statistics.")],
+    staff: Annotated[
+        str | None, typer.Option(help="The approving staff member, by name (else the operator).")
+    ] = None,
+    output_format: Annotated[str, typer.Option("--format", help="csv or json.")] = "csv",
+    output: Annotated[Path | None, typer.Option("--out", help="Write to this file.")] = None,
+) -> None:
+    """Run a release: aggregates with small cells suppressed (and noise, where the policy
+    asks for it), recorded in the disclosure register with the hash of the output."""
+    rt = runtime()
+    with rt.transaction() as session:
+        approver = rt.staff(session).on_server(staff) if staff is not None else None
+        published = rt.statistics(session).release(
+            name, recipient, approver=approver, output_format=output_format
+        )
+    _write_out(published.text, output, f"release {published.release} v{published.version}")
+    err.print(
+        f"release {published.id} recorded: {published.cells} cells, "
+        f"{published.suppressed} suppressed, sha256 {published.sha256}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@stats_app.command("budget")
+def stats_budget(
+    recipient: Annotated[str, typer.Argument(help="A recipient of kind statistics.")],
+) -> None:
+    """The recipient's privacy budget per period, and what is left of it now."""
+    rt = runtime()
+    with rt.factory() as session:
+        budget = rt.statistics(session).budget(recipient)
+    out.print(
+        f"{budget.recipient}: epsilon {budget.remaining_epsilon:g} of {budget.epsilon:g}, "
+        f"delta {budget.remaining_delta:g} of {budget.delta:g} left, per {budget.period}",
+        markup=False,
+        highlight=False,
+    )
 
 
 # -- data-subject requests ------------------------------------------------------------------

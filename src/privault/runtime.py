@@ -58,6 +58,7 @@ from privault.service.publication import PublicationService
 from privault.service.purchases import PurchaseService
 from privault.service.rooms import RoomService
 from privault.staff.service import StaffService
+from privault.statistics.service import StatisticsService
 from privault.vault import Keyring, KeyringError, Vault
 from privault.vault.models import SubjectKey
 
@@ -333,6 +334,17 @@ class Runtime:
             self.vault,
             self.staff(session),
             self.channel_consents(session, source),
+            source=source,
+        )
+
+    def statistics(self, session: Session, source: str = "cli") -> StatisticsService:
+        return StatisticsService(
+            session,
+            self.policy,
+            self.clock,
+            self.vault,
+            self.audit,
+            self.staff(session),
             source=source,
         )
 

@@ -79,6 +79,7 @@ class Event(StrEnum):
     MARKETING_SENT = "marketing:sent"
     DISCLOSURE_RECORDED = "disclosure:recorded"
     DISCLOSURE_REFUSED = "disclosure:refused"
+    STATISTICS_RELEASED = "statistics:released"
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, LargeBinary, String, Text
+from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from privault.db import Base
@@ -60,3 +60,26 @@ class DisclosureSubject(Base):
     subject_id: Mapped[str] = mapped_column(
         SUBJECT_ID, ForeignKey("subjects.id", ondelete="CASCADE"), primary_key=True, index=True
     )
+
+
+class StatisticsRelease(Base):
+    """A release of anonymous statistics to a recipient of kind statistics (P3.10): part of
+    the register, with no person in it. ``parameters`` is the JSON the output's header
+    states; ``output_sha256`` the hash of exactly what was handed over."""
+
+    __tablename__ = "statistics_releases"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    recipient_id: Mapped[str] = mapped_column(String(60), index=True)
+    recipient_name: Mapped[str] = mapped_column(Text)
+    release: Mapped[str] = mapped_column(String(60))
+    version: Mapped[int] = mapped_column(Integer)
+    parameters: Mapped[str] = mapped_column(Text)
+    #: The privacy budget the release spent (0 without differential privacy).
+    epsilon: Mapped[float] = mapped_column(Float)
+    delta: Mapped[float] = mapped_column(Float)
+    output_format: Mapped[str] = mapped_column(String(8))
+    output_sha256: Mapped[str] = mapped_column(String(64))
+    #: The approving staff member (``staff:<name>``), or the operator on the server.
+    approved_by: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

@@ -380,6 +380,90 @@ class Amendments(_Entry):
     pbx_grace: Duration = Duration(days=14)
 
 
+class NoiseMechanism(StrEnum):
+    LAPLACE = "laplace"
+    GAUSSIAN = "gaussian"
+
+
+Epsilon = Annotated[float, Field(gt=0, le=100)]
+Delta = Annotated[float, Field(ge=0, lt=1)]
+
+
+class Noise(_Entry):
+    """Differential-privacy noise on a release's counts and sums: each person adds at most
+    ``max_contributions`` rows to a count (clamped before counting)."""
+
+    mechanism: NoiseMechanism
+    epsilon: Epsilon
+    delta: Delta = 0.0
+    max_contributions: Annotated[int, Field(ge=1, le=10_000)] = 1
+
+    @model_validator(mode="after")
+    def _delta_fits_mechanism(self) -> Noise:
+        if self.mechanism is NoiseMechanism.GAUSSIAN and self.delta <= 0:
+            raise invalid("delta", "the gaussian mechanism needs a delta above 0", "delta")
+        if self.mechanism is NoiseMechanism.LAPLACE and self.delta != 0:
+            raise invalid("delta", "the laplace mechanism takes no delta (leave it out)", "delta")
+        return self
+
+
+class ReleaseRules(_Entry):
+    """How one named release of statistics is protected (P3.10)."""
+
+    enabled: bool = True
+    #: Overrides ``statistics.k`` for this release.
+    k: Annotated[int, Field(ge=2, le=1000)] | None = None
+    dp: Noise | None = None
+
+
+class PrivacyBudget(_Entry):
+    """What each statistics recipient may spend on noisy releases in each ``period``."""
+
+    epsilon: Epsilon
+    delta: Delta = 0.0
+    period: Duration
+
+
+class Statistics(_Entry):
+    """Statistics for third parties that identify no one (P3.10): a cell counting fewer
+    than ``k`` distinct people is suppressed."""
+
+    k: Annotated[int, Field(ge=2, le=1000)] = 10
+    budget: PrivacyBudget | None = None
+    releases: dict[Id, ReleaseRules] = Field(default_factory=dict)
+
+    def k_for(self, release: str) -> int:
+        entry = self.releases.get(release)
+        return entry.k if entry is not None and entry.k is not None else self.k
+
+    def enabled(self, release: str) -> bool:
+        entry = self.releases.get(release)
+        return entry is None or entry.enabled
+
+    def noise_for(self, release: str) -> Noise | None:
+        entry = self.releases.get(release)
+        return entry.dp if entry is not None else None
+
+    @model_validator(mode="after")
+    def _noise_has_a_budget(self) -> Statistics:
+        for name, release in self.releases.items():
+            if release.dp is None:
+                continue
+            if self.budget is None:
+                raise invalid(
+                    "budget",
+                    "a release with dp needs [statistics.budget] (epsilon, delta, period)",
+                    f"releases.{name}.dp",
+                )
+            if release.dp.epsilon > self.budget.epsilon or release.dp.delta > self.budget.delta:
+                raise invalid(
+                    "budget",
+                    "the release spends more than the whole budget of a period",
+                    f"releases.{name}.dp",
+                )
+        return self
+
+
 class DataSubjects(_Entry):
     """A kind of person whose data the policy covers (Art. 30(1)(c)) and their categories."""
 
@@ -436,6 +520,7 @@ class Policy(_Entry):
     rights: Rights
     marketing: Marketing
     amendments: Amendments = Amendments()
+    statistics: Statistics = Statistics()
     # Required, but defaulted so that a missing section gets the reason below rather than
     # "required key is missing": the record of processing needs both (Art. 30(1)(c), (g)).
     subjects: dict[Id, DataSubjects] = Field(default_factory=dict, validate_default=True)

@@ -1,0 +1,1 @@
+"""Statistics for third parties that identify no one (P3.10)."""

@@ -1,0 +1,213 @@
+"""The named, versioned releases of statistics (P3.10): what each counts, from which
+categories of the policy, as cells keyed by their dimensions.
+
+Every cell counts the distinct people behind it (a room's owner, an account, a buyer),
+the number small-cell suppression looks at, and its measures. A release reads only
+aggregates from the database, except the age bands, which need each person's birthday:
+opened in one batch through the vault, read for the purpose ``statistics``. Nothing that
+names a person, and no free text, reaches a cell: dimensions are months, countries,
+bands and currencies. A change to what a release counts is a new ``version``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Final
+
+from sqlalchemy import ColumnElement, distinct, func, literal_column, select
+from sqlalchemy.orm import Session
+
+from privault.service.models import CallRecord, DialInNumber, ProfileField, Purchase
+from privault.statistics.suppression import Cell
+from privault.vault import Field, Vault
+
+PURPOSE: Final = "statistics"
+#: The country of a call whose dial-in number is not (or no longer) in the number list.
+UNKNOWN_COUNTRY: Final = "ZZ"
+AGE_BANDS: Final = ((18, "under 18"), (25, "18-24"), (35, "25-34"), (45, "35-44"))
+AGE_BANDS_OLDER: Final = ((55, "45-54"), (65, "55-64"))
+
+
+@dataclass(frozen=True)
+class Source:
+    """What a release's query reads: the database, the vault (for the batch path), and
+    the moment of the release (ages are counted at it)."""
+
+    session: Session
+    vault: Vault
+    now: datetime
+
+
+@dataclass(frozen=True)
+class Release:
+    name: str
+    version: int
+    title: str
+    #: Every policy category the query reads; each must be one the statistics purpose uses.
+    categories: tuple[str, ...]
+    dimensions: tuple[str, ...]
+    measures: tuple[str, ...]
+    #: What is counted, in one sentence, for the output's header.
+    method: str
+    query: Callable[[Source], list[Cell]]
+
+
+def month_of(session: Session, column: Any) -> ColumnElement[str]:
+    """``YYYY-MM`` of a UTC timestamp column, computed by the database."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.to_char(func.timezone("UTC", column), literal_column("'YYYY-MM'"))
+    # SQLite keeps UTC wall time as ISO text.
+    return func.substr(column, 1, 7)
+
+
+def _country() -> ColumnElement[str]:
+    return func.coalesce(DialInNumber.country, UNKNOWN_COUNTRY)
+
+
+def _by_position(count: int) -> list[ColumnElement[Any]]:
+    return [literal_column(str(n)) for n in range(1, count + 1)]
+
+
+def calls_by_country(source: Source) -> list[Cell]:
+    month = month_of(source.session, CallRecord.started_at)
+    query = (
+        select(
+            month,
+            _country(),
+            func.count(distinct(CallRecord.subject_id)),
+            func.count(),
+            func.coalesce(func.sum(CallRecord.billsec), 0),
+        )
+        .select_from(CallRecord)
+        .outerjoin(DialInNumber, DialInNumber.number == CallRecord.dial_in)
+        .group_by(*_by_position(2))
+    )
+    return [
+        Cell((m, c), people, (calls, round(seconds / 60, 1)))
+        for m, c, people, calls, seconds in source.session.execute(query)
+    ]
+
+
+def active_rooms(source: Source) -> list[Cell]:
+    month = month_of(source.session, CallRecord.started_at)
+    query = select(month, func.count(distinct(CallRecord.subject_id))).group_by(*_by_position(1))
+    return [Cell((m,), rooms, (rooms,)) for m, rooms in source.session.execute(query)]
+
+
+def age_band(born: date, on: date) -> str:
+    age = on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+    for below, band in (*AGE_BANDS, *AGE_BANDS_OLDER):
+        if age < below:
+            return band
+    return "65 and over"
+
+
+def _home_countries(session: Session) -> dict[str, str]:
+    """Each person's country: that of the dial-in number their room is called on most."""
+    query = (
+        select(CallRecord.subject_id, _country(), func.count())
+        .select_from(CallRecord)
+        .outerjoin(DialInNumber, DialInNumber.number == CallRecord.dial_in)
+        .group_by(*_by_position(2))
+    )
+    best: dict[str, tuple[int, str]] = {}
+    for subject_id, country, calls in session.execute(query):
+        current = best.get(subject_id)
+        if current is None or (calls, country) > current:
+            best[subject_id] = (calls, country)
+    return {subject_id: country for subject_id, (_, country) in best.items()}
+
+
+def accounts_by_age(source: Source) -> list[Cell]:
+    rows = source.session.execute(
+        select(ProfileField.subject_id, ProfileField.value_ct).where(
+            ProfileField.field == "birthday"
+        )
+    ).all()
+    items = [(s, Field("profile_fields", "value_ct", f"{s}/birthday"), blob) for s, blob in rows]
+    opened = source.vault.decrypt_across(source.session, items, purpose=PURPOSE)
+    homes = _home_countries(source.session)
+    today = source.now.date()
+    people: Counter[tuple[str, str]] = Counter()
+    for (subject_id, _), text in zip(rows, opened, strict=True):
+        band = age_band(date.fromisoformat(str(json.loads(text))), today)
+        people[band, homes.get(subject_id, UNKNOWN_COUNTRY)] += 1
+    return [Cell(key, count, (count,)) for key, count in people.items()]
+
+
+def purchases_by_month(source: Source) -> list[Cell]:
+    month = month_of(source.session, Purchase.created_at)
+    query = select(
+        month,
+        Purchase.kind,
+        Purchase.currency,
+        func.count(distinct(Purchase.subject_id)),
+        func.count(),
+        func.sum(Purchase.amount_minor),
+    ).group_by(*_by_position(3))
+    return [
+        Cell((m, kind, currency), buyers, (count, amount))
+        for m, kind, currency, buyers, count, amount in source.session.execute(query)
+    ]
+
+
+RELEASES: Final = {
+    r.name: r
+    for r in (
+        Release(
+            "calls_by_country",
+            1,
+            "Calls and call minutes per dial-in country per month",
+            ("call_records",),
+            ("month", "country"),
+            ("calls", "minutes"),
+            "calls by the UTC month they started and the country of the dial-in number "
+            "(ZZ: unknown); minutes of talk time; people: distinct room owners",
+            calls_by_country,
+        ),
+        Release(
+            "active_rooms",
+            1,
+            "Rooms with at least one call, per month",
+            ("call_records",),
+            ("month",),
+            ("rooms",),
+            "rooms with at least one call started in the UTC month; people: their owners",
+            active_rooms,
+        ),
+        Release(
+            "accounts_by_age",
+            1,
+            "People by age band and country",
+            ("profile", "call_records"),
+            ("age_band", "country"),
+            ("accounts",),
+            "people who gave a birthday in their profile, by age on the day of the release "
+            "and the country of the dial-in number their room is called on most (ZZ: none)",
+            accounts_by_age,
+        ),
+        Release(
+            "purchases_by_month",
+            1,
+            "Purchases and donations per month and currency",
+            ("transactions",),
+            ("month", "kind", "currency"),
+            ("count", "amount_minor"),
+            "purchases and donations by the UTC month they were made, kind and currency; "
+            "amounts in minor units (cents); people: distinct buyers",
+            purchases_by_month,
+        ),
+    )
+}
+
+
+def release_named(name: str) -> Release | None:
+    return RELEASES.get(name)
+
+
+def names() -> Sequence[str]:
+    return tuple(RELEASES)

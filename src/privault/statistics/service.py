@@ -1,0 +1,277 @@
+"""Running a release of statistics for a third party (P3.10): the query, small-cell
+suppression, the optional noise, the output, and its line in the disclosure register.
+
+A release goes only to a recipient of kind statistics in the policy file, only when the
+policy enables it, and only when every category it reads is one the statistics purpose
+may use. Whoever approves it (a staff member, or the operator on the server) is in the
+register with the release's name, version, parameters, the privacy budget it spent and
+the SHA-256 of exactly the text handed over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from privault.access.audit import AuditLog, Event
+from privault.clock import Clock, aware
+from privault.db import new_id
+from privault.disclosure.models import StatisticsRelease
+from privault.policy.model import Policy, Recipient, RecipientKind
+from privault.staff.service import Staff, StaffService
+from privault.statistics.errors import (
+    CategoryNotForStatistics,
+    InvalidRelease,
+    NotStatisticsRecipient,
+    PrivacyUnavailable,
+    ReleaseDisabled,
+    UnknownRelease,
+)
+from privault.statistics.output import Format, render, rows
+from privault.statistics.privacy import privacy_layer
+from privault.statistics.releases import PURPOSE, RELEASES, Release, Source
+from privault.statistics.suppression import suppressed
+from privault.vault import Vault
+
+OPERATOR = "operator"
+
+
+@dataclass(frozen=True)
+class Published:
+    """A release as handed over, and its register entry."""
+
+    id: str
+    release: str
+    version: int
+    recipient: str
+    text: str
+    sha256: str
+    cells: int
+    suppressed: int
+
+
+@dataclass(frozen=True)
+class ReleaseEntry:
+    """A release's line in the register."""
+
+    id: str
+    recipient_id: str
+    release: str
+    version: int
+    parameters: str
+    epsilon: float
+    delta: float
+    output_format: str
+    output_sha256: str
+    approved_by: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A recipient's privacy budget for a period, and what is left of it now."""
+
+    recipient: str
+    epsilon: float
+    delta: float
+    period: str
+    remaining_epsilon: float
+    remaining_delta: float
+
+
+class StatisticsService:
+    def __init__(
+        self,
+        session: Session,
+        policy: Policy,
+        clock: Clock,
+        vault: Vault,
+        audit: AuditLog,
+        staff: StaffService,
+        source: str = "cli",
+    ) -> None:
+        self.session = session
+        self.policy = policy
+        self.clock = clock
+        self.vault = vault
+        self.audit = audit
+        self.staff = staff
+        self.source = source
+
+    def release(
+        self,
+        name: str,
+        recipient_id: str,
+        *,
+        approver: Staff | None = None,
+        output_format: Format | str = Format.CSV,
+    ) -> Published:
+        """Run the release ``name`` for ``recipient_id`` and record it in the register.
+
+        Raises ``UnknownRelease``, ``InvalidRelease`` (the format), ``NotStatisticsRecipient``,
+        ``ReleaseDisabled``, ``CategoryNotForStatistics``, ``PurposeRefused`` (the approver's
+        role may not use data for statistics), ``PrivacyUnavailable`` (a ``dp`` release
+        without the layer), and what the privacy layer raises when the budget runs out.
+        """
+        release = self._release(name)
+        kind = _format(output_format)
+        recipient = self._recipient(recipient_id)
+        rules = self.policy.statistics
+        if not rules.enabled(name):
+            raise ReleaseDisabled(f"the policy file does not enable the release {name}")
+        refused = [c for c in release.categories if not self.policy.purpose_allows(PURPOSE, c)]
+        if refused:
+            raise CategoryNotForStatistics(
+                f"the release {name} reads {', '.join(refused)}, which the policy's "
+                f"{PURPOSE} purpose may not use"
+            )
+        if approver is not None:
+            self.staff.require(approver, PURPOSE, categories=release.categories)
+        noise = rules.noise_for(name)
+        layer = privacy_layer(self.session, self.clock) if noise is not None else None
+        if noise is not None and layer is None:
+            raise PrivacyUnavailable("differential privacy is not available")
+        now = self.clock.now()
+        cells = release.query(Source(self.session, self.vault, now))
+        k = rules.k_for(name)
+        hidden = suppressed(cells, k)
+        shown = [cell for cell in cells if cell.key not in hidden]
+        epsilon = delta = 0.0
+        dp: dict[str, object] | None = None
+        if noise is not None and layer is not None and rules.budget is not None:
+            noised = layer.noise(recipient.id, name, release.version, shown, noise, rules.budget)
+            shown, epsilon, delta = noised.cells, noised.epsilon, noised.delta
+            dp = {**noise.model_dump(mode="json"), "scale": noised.scale}
+        parameters = {
+            "k": k,
+            "suppression": "cells counting fewer than k distinct people, and complementary "
+            "cells so that none can be worked out from row or column totals",
+            "differential_privacy": dp,
+            "epsilon_spent": epsilon,
+            "delta_spent": delta,
+        }
+        header = {
+            "release": release.name,
+            "version": release.version,
+            "title": release.title,
+            "recipient": recipient.id,
+            "generated_at": now.isoformat(timespec="seconds"),
+            "method": release.method,
+            "parameters": parameters,
+        }
+        kept = {cell.key: cell for cell in shown}
+        table = rows([kept.get(cell.key, cell) for cell in cells], hidden)
+        text = render(release, header, table, kind)
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        actor = approver.actor if approver is not None else OPERATOR
+        row = StatisticsRelease(
+            id=new_id(),
+            recipient_id=recipient.id,
+            recipient_name=recipient.name,
+            release=release.name,
+            version=release.version,
+            parameters=json.dumps(parameters, sort_keys=True, separators=(",", ":")),
+            epsilon=epsilon,
+            delta=delta,
+            output_format=kind.value,
+            output_sha256=digest,
+            approved_by=actor,
+            created_at=now,
+        )
+        self.session.add(row)
+        self.audit.record(
+            self.session,
+            self.source,
+            Event.STATISTICS_RELEASED,
+            actor=actor,
+            categories=release.categories,
+            purpose=PURPOSE,
+            detail={"release": row.id, "recipient": recipient.id, "name": release.name},
+        )
+        self.session.flush()
+        return Published(
+            row.id,
+            release.name,
+            release.version,
+            recipient.id,
+            text,
+            digest,
+            len(cells),
+            len(hidden),
+        )
+
+    def releases(self, recipient: str | None = None) -> list[ReleaseEntry]:
+        """The releases in the register, oldest first (all, or those to ``recipient``)."""
+        query = select(StatisticsRelease).order_by(
+            StatisticsRelease.created_at, StatisticsRelease.id
+        )
+        if recipient is not None:
+            query = query.where(StatisticsRelease.recipient_id == recipient)
+        return [
+            ReleaseEntry(
+                r.id,
+                r.recipient_id,
+                r.release,
+                r.version,
+                r.parameters,
+                r.epsilon,
+                r.delta,
+                r.output_format,
+                r.output_sha256,
+                r.approved_by,
+                aware(r.created_at),
+            )
+            for r in self.session.scalars(query)
+        ]
+
+    def budget(self, recipient_id: str) -> Budget:
+        """The recipient's privacy budget per period and what is left of it. Raises
+        ``NotStatisticsRecipient``, ``InvalidRelease`` (the policy sets no budget)."""
+        recipient = self._recipient(recipient_id)
+        budget = self.policy.statistics.budget
+        if budget is None:
+            raise InvalidRelease("the policy file sets no privacy budget ([statistics.budget])")
+        layer = privacy_layer(self.session, self.clock)
+        # Without the layer no release can spend anything: the whole budget is left.
+        left = (
+            layer.remaining(recipient.id, budget)
+            if layer is not None
+            else (budget.epsilon, budget.delta)
+        )
+        return Budget(recipient.id, budget.epsilon, budget.delta, str(budget.period), *left)
+
+    def _release(self, name: str) -> Release:
+        release = RELEASES.get(name)
+        if release is None:
+            raise UnknownRelease(
+                f"there is no release {name!r}: one of {', '.join(RELEASES)}"
+                if name.isidentifier()
+                else f"there is no such release: one of {', '.join(RELEASES)}"
+            )
+        return release
+
+    def _recipient(self, recipient_id: str) -> Recipient:
+        recipient = next((r for r in self.policy.recipients if r.id == recipient_id), None)
+        if recipient is None:
+            raise NotStatisticsRecipient(
+                "the recipient is not in the policy file; statistics go only to recipients "
+                "of kind statistics"
+            )
+        if recipient.kind is not RecipientKind.STATISTICS:
+            raise NotStatisticsRecipient(
+                f"{recipient.id} is a recipient of kind {recipient.kind}, not statistics: "
+                "it receives no statistics release"
+            )
+        return recipient
+
+
+def _format(value: Format | str) -> Format:
+    try:
+        return Format(value)
+    except ValueError:
+        raise InvalidRelease("the format must be csv or json") from None
