@@ -22,6 +22,7 @@ from privault.access.audit import AuditLog, Event
 from privault.clock import Clock, aware
 from privault.db import new_id
 from privault.disclosure.models import StatisticsRelease
+from privault.disclosure.service import APPROVING_PURPOSE
 from privault.policy.model import Policy, Recipient, RecipientKind
 from privault.staff.service import Staff, StaffService
 from privault.statistics.errors import (
@@ -115,8 +116,8 @@ class StatisticsService:
 
         Raises ``UnknownRelease``, ``InvalidRelease`` (the format), ``NotStatisticsRecipient``,
         ``ReleaseDisabled``, ``CategoryNotForStatistics``, ``PurposeRefused`` (the approver's
-        role may not use data for statistics), ``PrivacyUnavailable`` (a ``dp`` release
-        without the layer), and what the privacy layer raises when the budget runs out.
+        role does not hold the purpose disclosures fall under), ``PrivacyUnavailable`` (a
+        ``dp`` release without the layer), and what the layer raises when the budget is out.
         """
         release = self._release(name)
         kind = _format(output_format)
@@ -131,7 +132,8 @@ class StatisticsService:
                 f"{PURPOSE} purpose may not use"
             )
         if approver is not None:
-            self.staff.require(approver, PURPOSE, categories=release.categories)
+            # Approving reads no one's data; it answers for the release, as for a disclosure.
+            self.staff.require(approver, APPROVING_PURPOSE, categories=release.categories)
         noise = rules.noise_for(name)
         layer = privacy_layer(self.session, self.clock) if noise is not None else None
         if noise is not None and layer is None:
