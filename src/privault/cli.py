@@ -932,13 +932,8 @@ def stats_release(
             name, recipient, approver=approver, output_format=output_format
         )
     _write_out(published.text, output, f"release {published.release} v{published.version}")
-    err.print(
-        f"release {published.id} recorded: {published.cells} cells, "
-        f"{published.suppressed} suppressed, sha256 {published.sha256}",
-        markup=False,
-        highlight=False,
-        soft_wrap=True,
-    )
+    summary = f"{published.cells} cells, {published.suppressed} suppressed"
+    err.print(f"release {published.id} recorded: {summary}, sha256 {published.sha256}")
 
 
 @stats_app.command("budget")
