@@ -1,0 +1,1 @@
+"""Statistics releases: aggregates about people, suppressed and noised before they go out."""
