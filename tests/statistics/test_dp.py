@@ -5,16 +5,20 @@ epsilon allows, and each recipient's privacy budget is enforced across releases.
 from __future__ import annotations
 
 import math
+import threading
+import time
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from privault.clock import FrozenClock
+from privault.config import Settings
+from privault.db import make_engine
 from privault.errors import Conflict, InvalidInput
 from privault.policy.types import Duration
-from privault.runtime import Runtime
+from privault.runtime import Runtime, open_runtime, prepare
 from privault.statistics.budget import PrivacyBudgetSpend
 from privault.statistics.dp import (
     BudgetExhausted,
@@ -243,3 +247,49 @@ def test_p3_10_a_spend_needs_a_positive_epsilon(at: Runtime) -> None:
     with pytest.raises(InvalidNoiseSpec):
         _spend(at, "visits", 0.0)
     assert _spends(at) == 0
+
+
+def test_p3_10_two_releases_at_once_cannot_both_take_the_last_of_the_budget(
+    fresh_settings: Settings, backend: str
+) -> None:
+    """A spend waits on the recipient's lock while another is being recorded, then sees it:
+    of two releases of 0.6 against a budget of 1.0, one is refused."""
+    if backend != "postgresql":
+        return  # SQLite has one writer at a time already
+    prepare(fresh_settings).dispose()
+    runtime = open_runtime(
+        fresh_settings, clock=FrozenClock(datetime(2027, 1, 20, 9, 0, tzinfo=UTC))
+    )
+    other = make_engine(fresh_settings.db_url)
+    outcome: list[object] = []
+
+    def second() -> None:
+        try:
+            _spend(runtime, "signups", 0.6)
+            outcome.append("spent")
+        except Exception as exc:
+            outcome.append(exc)
+
+    try:
+        with runtime.factory() as session, other.connect() as conn:
+            first = session.begin()
+            PrivacyBudget(session, runtime.clock).spend(
+                "insee", "visits", 1, 0.6, 0.0, total_epsilon=1.0, total_delta=0.0, period=MONTH
+            )
+            racer = threading.Thread(target=second)
+            racer.start()
+            waiting = text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            )
+            deadline = time.monotonic() + 60
+            while not conn.scalar(waiting):
+                assert time.monotonic() < deadline, "the second release never reached the lock"
+                time.sleep(0.01)
+            first.commit()
+        racer.join(timeout=60)
+        [refused] = outcome
+        assert isinstance(refused, BudgetExhausted), refused
+        assert _spends(runtime) == 1
+    finally:
+        other.dispose()
+        runtime.close()
