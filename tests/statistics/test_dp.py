@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
+from factories import wait_for_advisory_lock_waiter
 from privault.clock import FrozenClock
 from privault.config import Settings
 from privault.db import make_engine
@@ -278,13 +278,7 @@ def test_p3_10_two_releases_at_once_cannot_both_take_the_last_of_the_budget(
             )
             racer = threading.Thread(target=second)
             racer.start()
-            waiting = text(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-            )
-            deadline = time.monotonic() + 60
-            while not conn.scalar(waiting):
-                assert time.monotonic() < deadline, "the second release never reached the lock"
-                time.sleep(0.01)
+            wait_for_advisory_lock_waiter(conn, "the second release")
             first.commit()
         racer.join(timeout=60)
         [refused] = outcome
