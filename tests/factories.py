@@ -8,6 +8,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 import tomllib
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -18,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from fastapi.testclient import TestClient
 from httpx2 import Response
-from sqlalchemy import select
+from sqlalchemy import Connection, select, text
 
 from mailkit import with_files
 from privault.clock import FrozenClock
@@ -466,3 +467,13 @@ def declared_cookies(policy: Policy) -> list[list[str]]:
         for c in policy.cookies
         if c.category == category
     ]
+
+
+def wait_for_advisory_lock_waiter(conn: Connection, what: str) -> None:
+    """Return once some PostgreSQL session waits on an advisory lock (``what`` is the one
+    expected to, named in the failure if it never does within a minute)."""
+    waiting = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+    deadline = time.monotonic() + 60
+    while not conn.scalar(waiting):
+        assert time.monotonic() < deadline, f"{what} never reached the lock"
+        time.sleep(0.01)

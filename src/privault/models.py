@@ -40,6 +40,7 @@ from privault.service.models import (
     Username,
 )
 from privault.staff.models import StaffMember, StaffSession
+from privault.statistics.budget import PrivacyBudgetSpend
 from privault.vault.models import Subject, SubjectKey
 
 __all__ = [
@@ -70,6 +71,7 @@ __all__ = [
     "PolicyMailing",
     "PolicyVersion",
     "Post",
+    "PrivacyBudgetSpend",
     "ProfileField",
     "Purchase",
     "RequestConfirmation",

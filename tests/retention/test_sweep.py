@@ -5,13 +5,12 @@ what a hold covers stays until the hold is released."""
 from __future__ import annotations
 
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import func, select, text
 
-from factories import Person, register, run_cli
+from factories import Person, register, run_cli, wait_for_advisory_lock_waiter
 from privault.clock import FrozenClock
 from privault.config import Settings
 from privault.db import make_engine
@@ -305,13 +304,7 @@ def test_p6_2_on_postgresql_two_sweeps_at_once_drop_a_month_once(
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key(month)})
             sweeper = threading.Thread(target=sweep)
             sweeper.start()
-            waiting = text(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-            )
-            deadline = time.monotonic() + 60
-            while not conn.scalar(waiting):
-                assert time.monotonic() < deadline, "the sweep never reached the month's lock"
-                time.sleep(0.01)
+            wait_for_advisory_lock_waiter(conn, "the sweep")
             conn.execute(text(f"DROP TABLE {month}"))
             first.commit()
         sweeper.join(timeout=60)
