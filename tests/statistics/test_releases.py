@@ -26,7 +26,6 @@ from privault.statistics.errors import (
     CategoryNotForStatistics,
     InvalidRelease,
     NotStatisticsRecipient,
-    PrivacyUnavailable,
     ReleaseDisabled,
     UnknownRelease,
 )
@@ -210,20 +209,6 @@ def test_p3_10_refusals_for_a_release_format_or_approver(at: Runtime, ann: Staff
         sam = at.staff(session).add("sam", "support")
         with pytest.raises(PurposeRefused):
             service.release("active_rooms", TO, approver=at.staff(session).on_server(sam.name))
-
-
-def test_p3_10_a_release_with_noise_is_refused_without_the_privacy_layer(at: Runtime) -> None:
-    noisy = with_policy(
-        at,
-        lambda data: data["statistics"]["releases"]["active_rooms"].update(
-            dp={"mechanism": "laplace", "epsilon": 0.5}
-        ),
-    )
-    with noisy.transaction() as session:
-        with pytest.raises(PrivacyUnavailable, match="differential privacy is not available"):
-            noisy.statistics(session).release("active_rooms", TO)
-        budget = noisy.statistics(session).budget(TO)
-    assert (budget.epsilon, budget.remaining_epsilon, budget.period) == (1.0, 1.0, "P1M")
 
 
 def test_age_bands_count_a_birthday_on_the_day() -> None:

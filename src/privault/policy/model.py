@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -43,6 +44,7 @@ from privault.policy.types import (
     distinct,
     invalid,
 )
+from privault.statistics.catalog import SUMS
 
 SESSION_COOKIE: Final = "privault_session"
 CONSENT_COOKIE: Final = "privault_consent"
@@ -390,13 +392,17 @@ Delta = Annotated[float, Field(ge=0, lt=1)]
 
 
 class Noise(_Entry):
-    """Differential-privacy noise on a release's counts and sums: each person adds at most
-    ``max_contributions`` rows to a count (clamped before counting)."""
+    """Differential-privacy noise on a release's counts and sums. Each person counts in at
+    most ``max_contributions`` cells of the release (their first cells in key order), and
+    each measure a person adds to a kept cell is clamped to that measure's ``bounds``
+    (low, high) before summing. ``epsilon`` and ``delta`` are the whole release's: split
+    evenly between its people counts and each summed measure (basic composition)."""
 
     mechanism: NoiseMechanism
     epsilon: Epsilon
     delta: Delta = 0.0
     max_contributions: Annotated[int, Field(ge=1, le=10_000)] = 1
+    bounds: dict[Id, tuple[float, float]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _delta_fits_mechanism(self) -> Noise:
@@ -404,6 +410,15 @@ class Noise(_Entry):
             raise invalid("delta", "the gaussian mechanism needs a delta above 0", "delta")
         if self.mechanism is NoiseMechanism.LAPLACE and self.delta != 0:
             raise invalid("delta", "the laplace mechanism takes no delta (leave it out)", "delta")
+        for measure, (lo, hi) in self.bounds.items():
+            if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
+                raise invalid(
+                    "bounds", "bounds are two finite numbers, low <= high", f"bounds.{measure}"
+                )
+            if lo == hi == 0:
+                raise invalid(
+                    "bounds", "bounds of [0, 0] leave nothing to sum", f"bounds.{measure}"
+                )
         return self
 
 
@@ -461,7 +476,31 @@ class Statistics(_Entry):
                     "the release spends more than the whole budget of a period",
                     f"releases.{name}.dp",
                 )
+            _check_bounds(name, release.dp)
         return self
+
+
+def _check_bounds(name: str, noise: Noise) -> None:
+    """Every summed measure of a known release has bounds, and no bounds name another."""
+    sums = SUMS.get(name)
+    if sums is None:
+        return
+    missing = [m for m in sums if m not in noise.bounds]
+    if missing:
+        raise invalid(
+            "bounds",
+            f"a release with dp needs bounds for {', '.join(missing)} "
+            "(e.g. bounds = { " + f"{missing[0]} = [0, 100]" + " })",
+            f"releases.{name}.dp.bounds",
+        )
+    stray = [m for m in noise.bounds if m not in sums]
+    if stray:
+        known = ", ".join(sums) if sums else "none (its measures count people)"
+        raise invalid(
+            "bounds",
+            f"{name} sums no measure {', '.join(stray)}: its summed measures are {known}",
+            f"releases.{name}.dp.bounds.{stray[0]}",
+        )
 
 
 class DataSubjects(_Entry):

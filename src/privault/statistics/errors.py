@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from privault.errors import Conflict, Forbidden, InvalidInput, NotFound
+from privault.errors import Forbidden, InvalidInput, NotFound
 
 
 class StatisticsRefused(Forbidden):
@@ -31,9 +31,3 @@ class UnknownRelease(NotFound):
 
 class InvalidRelease(InvalidInput):
     code = "invalid_release"
-
-
-class PrivacyUnavailable(Conflict):
-    """The release asks for differential privacy, and this build has none."""
-
-    code = "differential_privacy_unavailable"

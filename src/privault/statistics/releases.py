@@ -22,6 +22,7 @@ from sqlalchemy import ColumnElement, distinct, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from privault.service.models import CallRecord, DialInNumber, ProfileField, Purchase
+from privault.statistics.bounding import Contribution
 from privault.statistics.suppression import Cell
 from privault.vault import Field, Vault
 
@@ -54,6 +55,9 @@ class Release:
     #: What is counted, in one sentence, for the output's header.
     method: str
     query: Callable[[Source], list[Cell]]
+    #: One row per person and cell, for a release with differential privacy, whose
+    #: cells are then summed in Python with each person's contribution bounded.
+    contributions: Callable[[Source], list[Contribution]]
 
 
 def month_of(session: Session, column: Any) -> ColumnElement[str]:
@@ -92,10 +96,36 @@ def calls_by_country(source: Source) -> list[Cell]:
     ]
 
 
+def calls_by_country_per_person(source: Source) -> list[Contribution]:
+    month = month_of(source.session, CallRecord.started_at)
+    query = (
+        select(
+            CallRecord.subject_id,
+            month,
+            _country(),
+            func.count(),
+            func.coalesce(func.sum(CallRecord.billsec), 0),
+        )
+        .select_from(CallRecord)
+        .outerjoin(DialInNumber, DialInNumber.number == CallRecord.dial_in)
+        .group_by(*_by_position(3))
+    )
+    return [
+        Contribution(subject, (m, c), (calls, seconds / 60))
+        for subject, m, c, calls, seconds in source.session.execute(query)
+    ]
+
+
 def active_rooms(source: Source) -> list[Cell]:
     month = month_of(source.session, CallRecord.started_at)
     query = select(month, func.count(distinct(CallRecord.subject_id))).group_by(*_by_position(1))
     return [Cell((m,), rooms, (rooms,)) for m, rooms in source.session.execute(query)]
+
+
+def active_rooms_per_person(source: Source) -> list[Contribution]:
+    month = month_of(source.session, CallRecord.started_at)
+    query = select(CallRecord.subject_id, month).group_by(*_by_position(2))
+    return [Contribution(subject, (m,), (1,)) for subject, m in source.session.execute(query)]
 
 
 def age_band(born: date, on: date) -> str:
@@ -123,6 +153,11 @@ def _home_countries(session: Session) -> dict[str, str]:
 
 
 def accounts_by_age(source: Source) -> list[Cell]:
+    people = Counter(row.key for row in accounts_by_age_per_person(source))
+    return [Cell(key, count, (count,)) for key, count in people.items()]
+
+
+def accounts_by_age_per_person(source: Source) -> list[Contribution]:
     rows = source.session.execute(
         select(ProfileField.subject_id, ProfileField.value_ct).where(
             ProfileField.field == "birthday"
@@ -132,11 +167,17 @@ def accounts_by_age(source: Source) -> list[Cell]:
     opened = source.vault.decrypt_across(source.session, items, purpose=PURPOSE)
     homes = _home_countries(source.session)
     today = source.now.date()
-    people: Counter[tuple[str, str]] = Counter()
-    for (subject_id, _), text in zip(rows, opened, strict=True):
-        band = age_band(date.fromisoformat(str(json.loads(text))), today)
-        people[band, homes.get(subject_id, UNKNOWN_COUNTRY)] += 1
-    return [Cell(key, count, (count,)) for key, count in people.items()]
+    return [
+        Contribution(
+            subject_id,
+            (
+                age_band(date.fromisoformat(str(json.loads(text))), today),
+                homes.get(subject_id, UNKNOWN_COUNTRY),
+            ),
+            (1,),
+        )
+        for (subject_id, _), text in zip(rows, opened, strict=True)
+    ]
 
 
 def purchases_by_month(source: Source) -> list[Cell]:
@@ -155,6 +196,22 @@ def purchases_by_month(source: Source) -> list[Cell]:
     ]
 
 
+def purchases_by_month_per_person(source: Source) -> list[Contribution]:
+    month = month_of(source.session, Purchase.created_at)
+    query = select(
+        Purchase.subject_id,
+        month,
+        Purchase.kind,
+        Purchase.currency,
+        func.count(),
+        func.sum(Purchase.amount_minor),
+    ).group_by(*_by_position(4))
+    return [
+        Contribution(subject, (m, kind, currency), (count, amount))
+        for subject, m, kind, currency, count, amount in source.session.execute(query)
+    ]
+
+
 RELEASES: Final = {
     r.name: r
     for r in (
@@ -168,6 +225,7 @@ RELEASES: Final = {
             "calls by the UTC month they started and the country of the dial-in number "
             "(ZZ: unknown); minutes of talk time; people: distinct room owners",
             calls_by_country,
+            calls_by_country_per_person,
         ),
         Release(
             "active_rooms",
@@ -178,6 +236,7 @@ RELEASES: Final = {
             ("rooms",),
             "rooms with at least one call started in the UTC month; people: their owners",
             active_rooms,
+            active_rooms_per_person,
         ),
         Release(
             "accounts_by_age",
@@ -189,6 +248,7 @@ RELEASES: Final = {
             "people who gave a birthday in their profile, by age on the day of the release "
             "and the country of the dial-in number their room is called on most (ZZ: none)",
             accounts_by_age,
+            accounts_by_age_per_person,
         ),
         Release(
             "purchases_by_month",
@@ -200,6 +260,7 @@ RELEASES: Final = {
             "purchases and donations by the UTC month they were made, kind and currency; "
             "amounts in minor units (cents); people: distinct buyers",
             purchases_by_month,
+            purchases_by_month_per_person,
         ),
     )
 }

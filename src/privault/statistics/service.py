@@ -25,11 +25,11 @@ from privault.disclosure.models import StatisticsRelease
 from privault.disclosure.service import APPROVING_PURPOSE
 from privault.policy.model import Policy, Recipient, RecipientKind
 from privault.staff.service import Staff, StaffService
+from privault.statistics.bounding import bounded
 from privault.statistics.errors import (
     CategoryNotForStatistics,
     InvalidRelease,
     NotStatisticsRecipient,
-    PrivacyUnavailable,
     ReleaseDisabled,
     UnknownRelease,
 )
@@ -116,8 +116,9 @@ class StatisticsService:
 
         Raises ``UnknownRelease``, ``InvalidRelease`` (the format), ``NotStatisticsRecipient``,
         ``ReleaseDisabled``, ``CategoryNotForStatistics``, ``PurposeRefused`` (the approver's
-        role does not hold the purpose disclosures fall under), ``PrivacyUnavailable`` (a
-        ``dp`` release without the layer), and what the layer raises when the budget is out.
+        role does not hold the purpose disclosures fall under), and ``BudgetExhausted``
+        (a ``dp`` release the recipient's privacy budget cannot pay for; nothing is spent,
+        published or recorded).
         """
         release = self._release(name)
         kind = _format(output_format)
@@ -135,20 +136,42 @@ class StatisticsService:
             # Approving reads no one's data; it answers for the release, as for a disclosure.
             self.staff.require(approver, APPROVING_PURPOSE, categories=release.categories)
         noise = rules.noise_for(name)
-        layer = privacy_layer(self.session, self.clock) if noise is not None else None
-        if noise is not None and layer is None:
-            raise PrivacyUnavailable("differential privacy is not available")
         now = self.clock.now()
-        cells = release.query(Source(self.session, self.vault, now))
-        k = rules.k_for(name)
-        hidden = suppressed(cells, k)
-        shown = [cell for cell in cells if cell.key not in hidden]
+        source = Source(self.session, self.vault, now)
         epsilon = delta = 0.0
         dp: dict[str, object] | None = None
-        if noise is not None and layer is not None and rules.budget is not None:
-            noised = layer.noise(recipient.id, name, release.version, shown, noise, rules.budget)
-            shown, epsilon, delta = noised.cells, noised.epsilon, noised.delta
-            dp = {**noise.model_dump(mode="json"), "scale": noised.scale}
+        if noise is None:
+            cells = release.query(source)
+        else:
+            # The policy refuses dp without a budget; noise before suppression, which then
+            # only post-processes the noisy counts.
+            assert rules.budget is not None
+            bounded_cells = bounded(
+                release.contributions(source),
+                release.measures,
+                noise.max_contributions,
+                noise.bounds,
+            )
+            noised = privacy_layer(self.session, self.clock).noise(
+                recipient.id,
+                name,
+                release.version,
+                bounded_cells,
+                release.measures,
+                noise,
+                rules.budget,
+            )
+            cells, epsilon, delta = noised.cells, noised.epsilon, noised.delta
+            dp = {
+                **noise.model_dump(mode="json"),
+                "scales": noised.scales,
+                "contributions": "each person counts in at most max_contributions cells, "
+                "their first in key order, with each summed measure clamped to its bounds",
+                "composition": "epsilon and delta split evenly over the people counts and "
+                "each summed measure; the spent loss is their sum as OpenDP reports it",
+            }
+        k = rules.k_for(name)
+        hidden = suppressed(cells, k)
         parameters = {
             "k": k,
             "suppression": "cells counting fewer than k distinct people, and complementary "
@@ -166,8 +189,7 @@ class StatisticsService:
             "method": release.method,
             "parameters": parameters,
         }
-        kept = {cell.key: cell for cell in shown}
-        table = rows([kept.get(cell.key, cell) for cell in cells], hidden)
+        table = rows(cells, hidden)
         text = render(release, header, table, kind)
         digest = hashlib.sha256(text.encode()).hexdigest()
         actor = approver.actor if approver is not None else OPERATOR
@@ -238,13 +260,7 @@ class StatisticsService:
         budget = self.policy.statistics.budget
         if budget is None:
             raise InvalidRelease("the policy file sets no privacy budget ([statistics.budget])")
-        layer = privacy_layer(self.session, self.clock)
-        # Without the layer no release can spend anything: the whole budget is left.
-        left = (
-            layer.remaining(recipient.id, budget)
-            if layer is not None
-            else (budget.epsilon, budget.delta)
-        )
+        left = privacy_layer(self.session, self.clock).remaining(recipient.id, budget)
         return Budget(recipient.id, budget.epsilon, budget.delta, str(budget.period), *left)
 
     def _release(self, name: str) -> Release:
