@@ -940,13 +940,14 @@ def stats_release(
 def stats_budget(
     recipient: Annotated[str, typer.Argument(help="A recipient of kind statistics.")],
 ) -> None:
-    """The recipient's privacy budget per period, and what is left of it now."""
+    """The recipient's privacy budget per period: what is spent and what is left now."""
     rt = runtime()
     with rt.factory() as session:
         budget = rt.statistics(session).budget(recipient)
     out.print(
-        f"{budget.recipient}: epsilon {budget.remaining_epsilon:g} of {budget.epsilon:g}, "
-        f"delta {budget.remaining_delta:g} of {budget.delta:g} left, per {budget.period}",
+        f"{budget.recipient}: epsilon {budget.remaining_epsilon:g} of {budget.epsilon:g} left "
+        f"({budget.spent_epsilon:g} spent), delta {budget.remaining_delta:g} of "
+        f"{budget.delta:g} left ({budget.spent_delta:g} spent), per {budget.period}",
         markup=False,
         highlight=False,
     )

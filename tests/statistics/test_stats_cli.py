@@ -55,5 +55,6 @@ def test_p3_10_the_operator_runs_a_release_from_the_command_line(
     )
     budget = run_cli(fresh_settings, tmp_path, "stats", "budget", "statistics_recipients")
     assert budget.stdout.strip() == (
-        "statistics_recipients: epsilon 1 of 1, delta 1e-06 of 1e-06 left, per P1M"
+        "statistics_recipients: epsilon 1 of 1 left (0 spent), "
+        "delta 1e-06 of 1e-06 left (0 spent), per P1M"
     )

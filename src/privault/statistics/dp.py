@@ -170,7 +170,12 @@ def calibrate(spec: NoiseSpec, atom: type, sensitivity: float) -> float:
             if make(scale).check(sensitivity, d_out):
                 return scale
             scale = math.nextafter(scale, math.inf)
-    return float(dp.binary_search_param(make, d_in=sensitivity, d_out=d_out))
+    # Search from a scale whose zCDP loss (sensitivity / scale)^2 / 2 = 312.5 is above any
+    # a policy allows (epsilon <= 100) yet small enough for OpenDP's conversion to
+    # (epsilon, delta) not to overflow, as it does from its default start on large
+    # sensitivities (sums with wide bounds).
+    bounds = (sensitivity / 25, sensitivity * 1e6)
+    return float(dp.binary_search_param(make, d_in=sensitivity, d_out=d_out, bounds=bounds))
 
 
 def _release(values: list[Any], spec: NoiseSpec, atom: type, sensitivity: float) -> Noised:

@@ -60,6 +60,10 @@ class PrivacyLayer(Protocol):
         """The (epsilon, delta) the recipient has left in the current period."""
         ...
 
+    def spent(self, recipient: str, budget: PrivacyBudget) -> tuple[float, float]:
+        """The (epsilon, delta) spent on the recipient in the current period."""
+        ...
+
 
 class OpenDPLayer:
     def __init__(self, session: Session, clock: Clock) -> None:
@@ -113,6 +117,9 @@ class OpenDPLayer:
 
     def remaining(self, recipient: str, budget: PrivacyBudget) -> tuple[float, float]:
         return self.ledger.remaining(recipient, budget.epsilon, budget.delta, budget.period)
+
+    def spent(self, recipient: str, budget: PrivacyBudget) -> tuple[float, float]:
+        return self.ledger.spent(recipient, budget.period)
 
 
 def _published(value: float) -> int:

@@ -83,6 +83,8 @@ class Budget:
     period: str
     remaining_epsilon: float
     remaining_delta: float
+    spent_epsilon: float
+    spent_delta: float
 
 
 class StatisticsService:
@@ -260,8 +262,10 @@ class StatisticsService:
         budget = self.policy.statistics.budget
         if budget is None:
             raise InvalidRelease("the policy file sets no privacy budget ([statistics.budget])")
-        left = privacy_layer(self.session, self.clock).remaining(recipient.id, budget)
-        return Budget(recipient.id, budget.epsilon, budget.delta, str(budget.period), *left)
+        layer = privacy_layer(self.session, self.clock)
+        left = layer.remaining(recipient.id, budget)
+        spent = layer.spent(recipient.id, budget)
+        return Budget(recipient.id, budget.epsilon, budget.delta, str(budget.period), *left, *spent)
 
     def _release(self, name: str) -> Release:
         release = RELEASES.get(name)
