@@ -20,6 +20,7 @@ from privault.runtime import Runtime
 from privault.service.models import CallRecord, DialInNumber
 from privault.statistics.bounding import Contribution, bounded
 from privault.statistics.budget import PrivacyBudgetSpend
+from privault.statistics.catalog import SUMS
 from privault.statistics.dp import BudgetExhausted
 from privault.statistics.releases import RELEASES, Source
 from privault.statistics.suppression import Cell, Key
@@ -244,3 +245,9 @@ def test_p3_10_a_release_with_dp_over_people_counts_only(
     assert document["parameters"]["differential_privacy"]["scales"] == {"people": 2.0}
     for _month, count, rooms, hidden in document["rows"]:
         assert hidden or count == rooms
+
+
+def test_every_release_states_which_of_its_measures_are_sums() -> None:
+    assert set(SUMS) == set(RELEASES)
+    for name, release in RELEASES.items():
+        assert set(SUMS[name]) <= set(release.measures), name
