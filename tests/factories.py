@@ -11,6 +11,7 @@ import sys
 import time
 import tomllib
 from dataclasses import dataclass, field
+from datetime import datetime
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from privault.notify.outbox import template_of
 from privault.policy import CookieKind, Policy, PolicyError, build_policy
 from privault.runtime import Runtime
 from privault.service.errors import WeakPin
-from privault.service.models import Room
+from privault.service.models import CallRecord, Room
 from privault.service.pins import check_pin_strength
 from privault.staff import totp
 from privault.staff.service import NewStaff
@@ -49,6 +50,23 @@ class Person:
     @property
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
+
+
+def answered_call(
+    call_id: str, subject_id: str, dial_in: str, started: datetime, seconds: int
+) -> CallRecord:
+    """A call from a UK caller to ``subject_id``'s room, answered and billed throughout."""
+    return CallRecord(
+        call_id=call_id,
+        subject_id=subject_id,
+        caller_country="GB",
+        dial_in=dial_in,
+        started_at=started,
+        duration=seconds,
+        billsec=seconds,
+        disposition="ANSWERED",
+        ingested_at=started,
+    )
 
 
 def marker(kind: str) -> str:

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from factories import kallu_data, policy_refusal
+from factories import answered_call, kallu_data, policy_refusal
 from privault.disclosure.models import StatisticsRelease
 from privault.policy import build_policy
 from privault.runtime import Runtime
-from privault.service.models import CallRecord, DialInNumber
+from privault.service.models import DialInNumber
 from privault.statistics.bounding import Contribution, bounded
 from privault.statistics.budget import PrivacyBudgetSpend
 from privault.statistics.catalog import SUMS
@@ -70,19 +70,9 @@ def people(at: Runtime) -> Callable[[Sequence[Plan]], None]:
                     year, mon = (int(part) for part in month.split("-"))
                     for call in range(calls):
                         started = datetime(year, mon, 1 + call % 27, 9, call % 60, tzinfo=UTC)
-                        session.add(
-                            CallRecord(
-                                call_id=f"{subject_id}-{month}-{country}-{call}",
-                                subject_id=subject_id,
-                                caller_country="GB",
-                                dial_in=DIAL_INS[country],
-                                started_at=started,
-                                duration=seconds,
-                                billsec=seconds,
-                                disposition="ANSWERED",
-                                ingested_at=started,
-                            )
-                        )
+                        call_id = f"{subject_id}-{month}-{country}-{call}"
+                        dial_in = DIAL_INS[country]
+                        session.add(answered_call(call_id, subject_id, dial_in, started, seconds))
 
     return make
 

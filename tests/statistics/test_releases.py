@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from factories import kallu_data
+from factories import answered_call, kallu_data
 from privault.access.models import AccessLogEntry
 from privault.disclosure.models import StatisticsRelease
 from privault.policy import build_policy
 from privault.runtime import Runtime
-from privault.service.models import CallRecord, DialInNumber
+from privault.service.models import DialInNumber
 from privault.staff.errors import PurposeRefused
 from privault.staff.service import Staff
 from privault.statistics.errors import (
@@ -65,18 +65,9 @@ def calls(at: Runtime) -> Callable[[Plan], list[str]]:
                 for n, subject_id in enumerate(people):
                     for call in range(2):
                         started = datetime(year, mon, 1 + n % 27, 9, call, tzinfo=UTC)
+                        call_id = f"{subject_id}-{month}-{call}"
                         session.add(
-                            CallRecord(
-                                call_id=f"{subject_id}-{month}-{call}",
-                                subject_id=subject_id,
-                                caller_country="GB",
-                                dial_in=DIAL_INS[country],
-                                started_at=started,
-                                duration=600,
-                                billsec=600,
-                                disposition="ANSWERED",
-                                ingested_at=started,
-                            )
+                            answered_call(call_id, subject_id, DIAL_INS[country], started, 600)
                         )
         owners_so_far.extend(owners)
         return owners

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from sqlalchemy.orm import Session
 
@@ -40,32 +39,9 @@ class Noised:
     scales: dict[str, float]
 
 
-class PrivacyLayer(Protocol):
-    def noise(
-        self,
-        recipient: str,
-        release: str,
-        version: int,
-        cells: Sequence[Cell],
-        measures: Sequence[str],
-        spec: Noise,
-        budget: PrivacyBudget,
-    ) -> Noised:
-        """Noise on every count and sum of ``cells`` (values named by ``measures``),
-        spending ``spec`` from the recipient's budget; raises ``BudgetExhausted`` (and
-        spends nothing) when it would run out."""
-        ...
+class PrivacyLayer:
+    """Noise and the budget ledger of one release's transaction."""
 
-    def remaining(self, recipient: str, budget: PrivacyBudget) -> tuple[float, float]:
-        """The (epsilon, delta) the recipient has left in the current period."""
-        ...
-
-    def spent(self, recipient: str, budget: PrivacyBudget) -> tuple[float, float]:
-        """The (epsilon, delta) spent on the recipient in the current period."""
-        ...
-
-
-class OpenDPLayer:
     def __init__(self, session: Session, clock: Clock) -> None:
         self.ledger = dp.PrivacyBudget(session, clock)
 
@@ -79,6 +55,9 @@ class OpenDPLayer:
         spec: Noise,
         budget: PrivacyBudget,
     ) -> Noised:
+        """Noise on every count and sum of ``cells`` (values named by ``measures``),
+        spending ``spec`` from the recipient's budget; raises ``BudgetExhausted`` (and
+        spends nothing) when it would run out."""
         summed = [(n, m) for n, m in enumerate(measures) if m in spec.bounds]
         queries = 1 + len(summed)
         part = dp.NoiseSpec(
@@ -116,9 +95,11 @@ class OpenDPLayer:
         return Noised(out, epsilon, delta, scales)
 
     def remaining(self, recipient: str, budget: PrivacyBudget) -> tuple[float, float]:
+        """The (epsilon, delta) the recipient has left in the current period."""
         return self.ledger.remaining(recipient, budget.epsilon, budget.delta, budget.period)
 
     def spent(self, recipient: str, budget: PrivacyBudget) -> tuple[float, float]:
+        """The (epsilon, delta) spent on the recipient in the current period."""
         return self.ledger.spent(recipient, budget.period)
 
 
@@ -129,4 +110,4 @@ def _published(value: float) -> int:
 
 def privacy_layer(session: Session, clock: Clock) -> PrivacyLayer:
     """The differential-privacy layer of the release's transaction."""
-    return OpenDPLayer(session, clock)
+    return PrivacyLayer(session, clock)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, distinct, func, literal_column, select
+from sqlalchemy import ColumnElement, Select, distinct, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from privault.service.models import CallRecord, DialInNumber, ProfileField, Purchase
@@ -72,24 +72,28 @@ def _country() -> ColumnElement[str]:
     return func.coalesce(DialInNumber.country, UNKNOWN_COUNTRY)
 
 
+def _calls(*columns: Any) -> Select[Any]:
+    """``columns`` of the call records, each with its dial-in number's country."""
+    return (
+        select(*columns)
+        .select_from(CallRecord)
+        .outerjoin(DialInNumber, DialInNumber.number == CallRecord.dial_in)
+    )
+
+
 def _by_position(count: int) -> list[ColumnElement[Any]]:
     return [literal_column(str(n)) for n in range(1, count + 1)]
 
 
 def calls_by_country(source: Source) -> list[Cell]:
     month = month_of(source.session, CallRecord.started_at)
-    query = (
-        select(
-            month,
-            _country(),
-            func.count(distinct(CallRecord.subject_id)),
-            func.count(),
-            func.coalesce(func.sum(CallRecord.billsec), 0),
-        )
-        .select_from(CallRecord)
-        .outerjoin(DialInNumber, DialInNumber.number == CallRecord.dial_in)
-        .group_by(*_by_position(2))
-    )
+    query = _calls(
+        month,
+        _country(),
+        func.count(distinct(CallRecord.subject_id)),
+        func.count(),
+        func.coalesce(func.sum(CallRecord.billsec), 0),
+    ).group_by(*_by_position(2))
     return [
         Cell((m, c), people, (calls, round(seconds / 60, 1)))
         for m, c, people, calls, seconds in source.session.execute(query)
@@ -98,18 +102,13 @@ def calls_by_country(source: Source) -> list[Cell]:
 
 def calls_by_country_per_person(source: Source) -> list[Contribution]:
     month = month_of(source.session, CallRecord.started_at)
-    query = (
-        select(
-            CallRecord.subject_id,
-            month,
-            _country(),
-            func.count(),
-            func.coalesce(func.sum(CallRecord.billsec), 0),
-        )
-        .select_from(CallRecord)
-        .outerjoin(DialInNumber, DialInNumber.number == CallRecord.dial_in)
-        .group_by(*_by_position(3))
-    )
+    query = _calls(
+        CallRecord.subject_id,
+        month,
+        _country(),
+        func.count(),
+        func.coalesce(func.sum(CallRecord.billsec), 0),
+    ).group_by(*_by_position(3))
     return [
         Contribution(subject, (m, c), (calls, seconds / 60))
         for subject, m, c, calls, seconds in source.session.execute(query)
@@ -138,12 +137,7 @@ def age_band(born: date, on: date) -> str:
 
 def _home_countries(session: Session) -> dict[str, str]:
     """Each person's country: that of the dial-in number their room is called on most."""
-    query = (
-        select(CallRecord.subject_id, _country(), func.count())
-        .select_from(CallRecord)
-        .outerjoin(DialInNumber, DialInNumber.number == CallRecord.dial_in)
-        .group_by(*_by_position(2))
-    )
+    query = _calls(CallRecord.subject_id, _country(), func.count()).group_by(*_by_position(2))
     best: dict[str, tuple[int, str]] = {}
     for subject_id, country, calls in session.execute(query):
         current = best.get(subject_id)
