@@ -36,7 +36,7 @@ from privault.config import Settings
 from privault.consent.analytics import load_device_rules
 from privault.consent.geo import CsvCountries, GeoIpFileInvalid
 from privault.consent.marketing import Letter
-from privault.disclosure.service import DisclosureBasis
+from privault.disclosure.service import DisclosureBasis, Entry
 from privault.errors import PrivaultError
 from privault.logs import configure
 from privault.notify.models import OutboxMessage
@@ -63,6 +63,7 @@ from privault.service.cdr_schemas import rows_from_json
 from privault.service.cdrs import MAX_BATCH, RowResult, Status, time_zone
 from privault.service.pbx import PbxTokenService
 from privault.statistics.releases import RELEASES
+from privault.statistics.service import ReleaseEntry
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -873,13 +874,22 @@ def disclose_list(
     ] = None,
 ) -> None:
     """The register, oldest first: when, to whom, why, on what basis, which categories, how
-    many people, who approved and who asked; gagged ones marked CONFIDENTIAL."""
+    many people, who approved and who asked; gagged ones marked CONFIDENTIAL. Then the
+    statistics releases (P3.10), which name no one (so none with --subject)."""
     rt = runtime()
     with rt.factory() as session:
         entries = rt.disclosures(session).register(recipient=recipient, subject=subject)
-    if not entries:
+        releases = [] if subject else rt.statistics(session).releases(recipient)
+    if not entries and not releases:
         out.print("no disclosures", markup=False)
         return
+    if entries:
+        _print_wide(_disclosures(entries))
+    if releases:
+        _print_wide(_releases(releases))
+
+
+def _disclosures(entries: list[Entry]) -> Table:
     table = Table(
         "id",
         "when (UTC)",
@@ -900,6 +910,34 @@ def disclose_list(
         cells += [e.purpose, e.legal_basis, ", ".join(e.categories), str(e.subjects)]
         cells += [e.approved_by, e.requester, "CONFIDENTIAL" if e.confidential else ""]
         table.add_row(*(Text(cell) for cell in cells))
+    return table
+
+
+def _releases(releases: list[ReleaseEntry]) -> Table:
+    table = Table(
+        "id",
+        "when (UTC)",
+        "recipient",
+        "statistics release",
+        "epsilon",
+        "delta",
+        "format",
+        "sha-256 of the output",
+        "approved by",
+        title="statistics releases",
+    )
+    table.columns[0].no_wrap = True
+    for r in releases:
+        cells = [r.id, _when(r.created_at), r.recipient_id, f"{r.release} v{r.version}"]
+        cells += [f"{r.epsilon:g}", f"{r.delta:g}", r.output_format, r.output_sha256]
+        cells += [r.approved_by]
+        table.add_row(*(Text(cell) for cell in cells))
+    return table
+
+
+def _print_wide(table: Table) -> None:
+    """A table at its full width even in a narrow terminal or a pipe: one line a row,
+    nothing cut (ids and hashes are copied from it)."""
     width = out.measure(table, options=out.options.update_width(10_000)).maximum
     Console(width=max(width, out.width)).print(table)
 
@@ -990,9 +1028,7 @@ def dsr_list(
         cells = [view.id, view.kind, view.channel, view.state]
         cells += [_when(view.received_at), _when(view.deadline), "OVERDUE" if late else ""]
         table.add_row(*(Text(cell) for cell in cells), style="red" if late else None)
-    # At its full width even in a narrow terminal or a pipe: one line a request, nothing cut.
-    width = out.measure(table, options=out.options.update_width(10_000)).maximum
-    Console(width=max(width, out.width)).print(table)
+    _print_wide(table)  # one line a request, nothing cut, even in a pipe
 
 
 @dsr_app.command("show")
@@ -1130,8 +1166,7 @@ def mail_outbox(
         cells = [entry.id, entry.template, entry.state, str(entry.attempts)]
         cells += [_when(entry.created_at), _when(entry.sent_at), entry.last_error or ""]
         table.add_row(*(Text(cell) for cell in cells))
-    width = out.measure(table, options=out.options.update_width(10_000)).maximum
-    Console(width=max(width, out.width)).print(table)
+    _print_wide(table)
 
 
 #: The headers `mail show` prints before the plain text, in this order.

@@ -45,6 +45,15 @@ def test_p3_10_the_operator_runs_a_release_from_the_command_line(
         ("staff:ann", hashlib.sha256(out.read_bytes()).hexdigest()),
         ("operator", hashlib.sha256(to_stdout.stdout.encode()).hexdigest()),
     ]
+    register = run_cli(fresh_settings, tmp_path, "disclose", "list")
+    assert register.returncode == 0, register.stderr
+    assert "statistics releases" in register.stdout
+    for approver, digest in hashes:
+        [line] = [line for line in register.stdout.splitlines() if digest in line]
+        assert "statistics_recipients" in line and "active_rooms v1" in line
+        assert approver in line
+    about_someone = run_cli(fresh_settings, tmp_path, "disclose", "list", "--subject", "x" * 32)
+    assert about_someone.stdout.strip() == "no disclosures"  # releases name no one
     refused = run_cli(
         fresh_settings, tmp_path, "stats", "release", "active_rooms", "--recipient", "hosting"
     )
