@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property, partial
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, func, inspect, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -71,6 +72,8 @@ class NotInitialised(PrivaultError):
 
 #: A page view's commit does not wait for the WAL to reach the disk (see ``page_views``).
 _PAGE_VIEW_SETTINGS = ("SET synchronous_commit TO off",)
+#: The pools of the hot paths' own engines (page views, the event loop's writes).
+_SMALL_POOL: dict[str, Any] = {"isolation_level": "AUTOCOMMIT", "pool_size": 3, "max_overflow": 5}
 
 
 @dataclass
@@ -379,8 +382,8 @@ class Runtime:
         round trip a statement instead of BEGIN and COMMIT around them as well. Commits
         still wait for the disk. On PostgreSQL when this runtime opened the database
         itself (the same pool as its own sessions); otherwise its own sessions."""
-        bind = self.factory.kw.get("bind")
-        if not isinstance(bind, Engine) or bind.dialect.name != "postgresql":
+        bind = self._own_postgresql()
+        if bind is None:
             return self.factory
         return make_sessionmaker(bind.execution_options(isolation_level="AUTOCOMMIT"))
 
@@ -390,20 +393,13 @@ class Runtime:
         database itself: a small pool of its own, in autocommit, whose commits do not wait
         for the WAL to reach the disk. A page view is worth less than that wait: a crash of
         the database server may lose the last few (never half of one), while consents and
-        everything else stay synchronous. Each statement commits alone, so a page view
-        takes two round trips (its checks, its row) instead of four. Otherwise (SQLite, or
-        a factory given by the caller, as tests do): the runtime's own sessions."""
-        bind = self.factory.kw.get("bind")
-        if not isinstance(bind, Engine) or bind.dialect.name != "postgresql":
+        everything else stay synchronous. Each statement commits alone (a view of a known
+        visit is one statement). Otherwise (SQLite, or a factory given by the caller, as
+        tests do): the runtime's own sessions."""
+        if self._own_postgresql() is None:
             return self.factory
         return make_sessionmaker(
-            make_engine(
-                self.settings.db_url,
-                isolation_level="AUTOCOMMIT",
-                on_connect=_PAGE_VIEW_SETTINGS,
-                pool_size=3,
-                max_overflow=5,
-            )
+            make_engine(self.settings.db_url, on_connect=_PAGE_VIEW_SETTINGS, **_SMALL_POOL)
         )
 
     def on_loop(self, *, page_views: bool = False) -> AsyncEngine | None:
@@ -411,17 +407,20 @@ class Runtime:
         that loop), in autocommit: for the hot writes of visitors that take one statement
         (a first cookie choice, a page view of a visit already made), so that they need no
         worker thread. With ``page_views`` its commits do not wait for the WAL, as
-        ``page_views``; without, they do. None where ``page_views`` are the runtime's own
-        sessions (SQLite, or a factory given)."""
-        if self.page_views is self.factory:
+        ``page_views``; without, they do. None where the runtime did not open a PostgreSQL
+        database itself (SQLite, or a factory given)."""
+        if self._own_postgresql() is None:
             return None
-        return make_async_engine(
-            self.settings.db_url,
-            isolation_level="AUTOCOMMIT",
-            on_connect=_PAGE_VIEW_SETTINGS if page_views else (),
-            pool_size=3,
-            max_overflow=5,
-        )
+        settings = _PAGE_VIEW_SETTINGS if page_views else ()
+        return make_async_engine(self.settings.db_url, on_connect=settings, **_SMALL_POOL)
+
+    def _own_postgresql(self) -> Engine | None:
+        """The engine of the runtime's sessions when it opened a PostgreSQL database itself
+        (not SQLite, not a factory bound to a caller's connection)."""
+        bind = self.factory.kw.get("bind")
+        if isinstance(bind, Engine) and bind.dialect.name == "postgresql":
+            return bind
+        return None
 
     def close(self) -> None:
         """Release the database connections this runtime opened."""
