@@ -6,8 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
-from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
@@ -40,6 +39,7 @@ from privault.web.api import (
     rooms,
     staff,
 )
+from privault.web.headers import SecurityHeaders
 from privault.web.limits import BodySizeLimit, JsonBodies
 
 API = "/api/v1"
@@ -83,6 +83,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.add_middleware(JsonBodies, also={API + cdrs.PATH: cdrs.MEDIA_TYPES})
     app.add_middleware(BodySizeLimit, limit=runtime.settings.max_body_bytes)
     app.add_middleware(errors.CatchAll)
+    app.add_middleware(SecurityHeaders)
     app.include_router(analytics.router, prefix=API, responses=ERROR_RESPONSES)
     app.include_router(consents.router, prefix=API, responses=ERROR_RESPONSES)
     app.include_router(consent.router, prefix=API, responses=ERROR_RESPONSES)
@@ -109,16 +110,10 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/docs", include_in_schema=False)
-    def docs() -> HTMLResponse:
+    def docs(request: Request) -> HTMLResponse:
         """The API's documentation, every file of it from this server: no CDN learns who
         reads it."""
-        return get_swagger_ui_html(
-            openapi_url="/openapi.json",
-            title="Privault API",
-            swagger_js_url="/static/swagger/swagger-ui-bundle.js",
-            swagger_css_url="/static/swagger/swagger-ui.css",
-            swagger_favicon_url="/static/swagger/favicon-32x32.png",
-        )
+        return pages.templates.TemplateResponse(request, "docs.html")
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Annotated, TypeVar
+from urllib.parse import urlencode
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
@@ -166,6 +167,23 @@ async def get_page_viewer(request: Request, runtime: RuntimeDep, db: DB) -> Call
 
 
 PageViewerDep = Annotated[Caller | None, Depends(get_page_viewer)]
+
+#: Where the web sends a visitor who must log in first.
+LOGIN_PAGE = "/login"
+
+
+async def get_page_caller(request: Request, runtime: RuntimeDep, db: DB) -> Caller:
+    """The logged-in person, for a page only members see: a visitor (or an expired session)
+    is sent to the login page, which brings them back here afterwards; a member who has not
+    accepted the policy's current version is sent to the acceptance page (P8.3)."""
+    caller = await get_page_viewer(request, runtime, db)
+    if caller is None:
+        back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise SeeOther(f"{LOGIN_PAGE}?{urlencode({'next': back})}")
+    return caller
+
+
+PageCallerDep = Annotated[Caller, Depends(get_page_caller)]
 
 
 @dataclass(frozen=True)

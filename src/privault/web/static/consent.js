@@ -29,29 +29,7 @@
   let returnTo = null; // what had focus before the banner took it
   let status = null; // a live region that outlives the banner
 
-  const CSS = `
-#${ID}{box-sizing:border-box;max-width:40rem;margin:0 auto 1rem;padding:1rem;
-  border:2px solid #1a1a1a;border-radius:.5rem;background:#fff;color:#1a1a1a;
-  font:16px/1.5 system-ui,sans-serif;overflow-wrap:anywhere}
-#${ID} *{box-sizing:border-box}
-#${ID} h2{margin:0 0 .5rem;font-size:1.25rem}
-#${ID} p{margin:0 0 .75rem}
-#${ID} ul{list-style:none;margin:0 0 .75rem;padding:0}
-#${ID} li{margin:0 0 .5rem}
-#${ID} .pc-row{display:flex;align-items:center;gap:.5rem;font-weight:600}
-#${ID} input{width:1.5rem;height:1.5rem;margin:0;flex:none}
-#${ID} .pc-desc{margin:0;font-size:.95rem}
-#${ID} .pc-note{padding:.5rem;border-left:4px solid #0645ad;background:#eef3fb}
-#${ID} [role=alert]{font-weight:600;color:#a00}
-#${ID} .pc-actions{display:flex;flex-wrap:wrap;gap:.5rem;margin:0 0 .75rem}
-#${ID} button{flex:1 1 8rem;min-height:2.75rem;padding:.5rem 1rem;font:inherit;
-  font-weight:600;color:#fff;background:#1a1a1a;border:2px solid #1a1a1a;
-  border-radius:.375rem;cursor:pointer}
-#${ID} button[disabled]{opacity:.6;cursor:wait}
-#${ID}:focus,#${ID} :focus-visible{outline:3px solid #0645ad;outline-offset:2px}
-#${ID} a{color:#0645ad}
-#${ID}-status{position:absolute;width:1px;height:1px;overflow:hidden;
-  clip:rect(0 0 0 0);white-space:nowrap}`;
+  const STYLES = new URL("/static/consent.css", origin).href;
 
   // -- talking to the server ------------------------------------------------------------
 
@@ -290,7 +268,7 @@
     const changing = liveChoice(state) !== null;
     returnTo = document.activeElement;
     if (!document.getElementById(`${ID}-style`)) {
-      document.head.append(element("style", { id: `${ID}-style` }, CSS));
+      document.head.append(element("link", { id: `${ID}-style`, rel: "stylesheet", href: STYLES }));
     }
     // Not modal: the page stays usable. In the flow at the top of the page, first in
     // keyboard order, so it never covers what has focus.
