@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -22,7 +22,7 @@ from privault.statistics.bounding import Contribution, bounded
 from privault.statistics.budget import PrivacyBudgetSpend
 from privault.statistics.catalog import SUMS
 from privault.statistics.dp import BudgetExhausted
-from privault.statistics.releases import RELEASES, Source
+from privault.statistics.releases import RELEASES, Source, window
 from privault.statistics.suppression import Cell, Key
 
 TO = "statistics_recipients"
@@ -241,3 +241,64 @@ def test_every_release_states_which_of_its_measures_are_sums() -> None:
     assert set(SUMS) == set(RELEASES)
     for name, release in RELEASES.items():
         assert set(SUMS[name]) <= set(release.measures), name
+
+
+def test_p3_10_a_dp_release_publishes_the_same_cells_whoever_is_in_the_data(
+    at: Runtime, people: Callable[[Sequence[Plan]], None]
+) -> None:
+    """A person alone in a month and country would, in a table of the cells somebody is
+    in, add a row of their own: its mere presence would tell that they called from there,
+    whatever the noise. A dp release's rows are fixed before the data is read."""
+    people(crowd(40))
+    rt = noisy(at, LAPLACE, epsilon=2.0)
+
+    def keys() -> list[tuple[str, str]]:
+        with rt.transaction() as session:
+            published = rt.statistics(session).release("calls_by_country", TO, output_format="json")
+        return [(row[0], row[1]) for row in json.loads(published.text)["rows"]]
+
+    before = keys()
+    people([{("2026-07", "IT"): (1, 60)}])
+    after = keys()
+    assert before == after
+    countries = sorted({*DIAL_INS, "ZZ"})
+    assert before == [(month, country) for month in MONTHS for country in countries]
+
+
+def test_p3_10_a_dp_release_covers_the_whole_months_of_its_window(
+    at: Runtime, people: Callable[[Sequence[Plan]], None]
+) -> None:
+    """Calls outside the window count nowhere: not in a cell, nor against the person's
+    ``max_contributions``."""
+    release = RELEASES["calls_by_country"]
+    people([{("2026-01", "FR"): (1, 60), ("2026-11", "DE"): (1, 60), ("2026-12", "FR"): (1, 60)}])
+    now = at.clock.now()  # 20 January 2027
+    with at.transaction() as session:
+        source = Source(session, at.vault, now, window(now, 2))
+        cells = bounded(
+            release.contributions(source), release.measures, 1, BOUNDS, release.domain(source)
+        )
+    assert source.months == ("2026-11", "2026-12")
+    counted = {cell.key: cell.people for cell in cells if cell.people}
+    assert counted == {("2026-11", "DE"): 1}  # the January call used up nothing
+    assert len(cells) == 2 * len({*DIAL_INS, "ZZ"})
+
+
+def test_the_window_is_whole_utc_months_before_the_release() -> None:
+    assert window(datetime(2027, 1, 20, 9, tzinfo=UTC), 12) == tuple(MONTHS)
+    assert window(datetime(2026, 3, 1, 0, 30, tzinfo=UTC), 2) == ("2026-01", "2026-02")
+    assert window(datetime(2026, 3, 1, 0, 30, tzinfo=timezone(timedelta(hours=2))), 1) == (
+        "2026-01",
+    )
+
+
+def test_every_dp_domain_is_fixed_by_the_policy_and_the_number_list(at: Runtime) -> None:
+    """With nobody in the database, every release still has its whole domain: the months,
+    the seven age bands, every dial-in country (none listed here: only ZZ)."""
+    with at.transaction() as session:
+        source = Source(session, at.vault, at.clock.now(), ("2026-12",))
+        sizes = {name: len(release.domain(source)) for name, release in RELEASES.items()}
+    assert sizes["active_rooms"] == 1
+    assert sizes["calls_by_country"] == 1  # ZZ
+    assert sizes["accounts_by_age"] == 7
+    assert sizes["purchases_by_month"] > 2 * 150  # every kind and ISO 4217 currency

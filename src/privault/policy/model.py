@@ -396,13 +396,17 @@ class Noise(_Entry):
     most ``max_contributions`` cells of the release (their first cells in key order), and
     each measure a person adds to a kept cell is clamped to that measure's ``bounds``
     (low, high) before summing. ``epsilon`` and ``delta`` are the whole release's: split
-    evenly between its people counts and each summed measure (basic composition)."""
+    evenly between its people counts and each summed measure (basic composition). Its
+    cells are fixed before any data is read (``months`` whole months, every country, band,
+    kind or currency), so which cells a release has reveals no one."""
 
     mechanism: NoiseMechanism
     epsilon: Epsilon
     delta: Delta = 0.0
     max_contributions: Annotated[int, Field(ge=1, le=10_000)] = 1
     bounds: dict[Id, tuple[float, float]] = Field(default_factory=dict)
+    #: The whole UTC months before the release's own that a release by month covers.
+    months: Annotated[int, Field(ge=1, le=120)] = 12
 
     @model_validator(mode="after")
     def _delta_fits_mechanism(self) -> Noise:

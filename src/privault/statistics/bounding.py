@@ -37,11 +37,20 @@ def bounded(
     measures: Sequence[str],
     max_contributions: int,
     bounds: Mapping[str, tuple[float, float]],
+    domain: Sequence[Key] | None = None,
 ) -> list[Cell]:
-    """The cells of ``rows`` with each person's contribution bounded (see the module)."""
+    """The cells of ``rows`` with each person's contribution bounded (see the module).
+
+    With ``domain`` (what a release publishes), the cells are exactly those keys, in that
+    order, a cell nobody is in counting 0, and rows of any other key are dropped before
+    bounding (they use up none of a person's cells). Without it, the cells are those
+    somebody is in: which cells exist then depends on the data, so a noisy release must
+    pass its domain."""
+    allowed = None if domain is None else frozenset(domain)
     by_person: defaultdict[str, list[Contribution]] = defaultdict(list)
     for row in rows:
-        by_person[row.subject].append(row)
+        if allowed is None or row.key in allowed:
+            by_person[row.subject].append(row)
     people: defaultdict[Key, int] = defaultdict(int)
     sums: defaultdict[Key, list[float]] = defaultdict(lambda: [0.0] * len(measures))
     for own in by_person.values():
@@ -60,5 +69,7 @@ def bounded(
                 for n, measure in enumerate(measures)
             ),
         )
-        for key, count in sorted(people.items())
+        for key, count in (
+            sorted(people.items()) if domain is None else ((k, people[k]) for k in domain)
+        )
     ]

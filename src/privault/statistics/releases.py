@@ -7,6 +7,12 @@ aggregates from the database, except the age bands, which need each person's bir
 opened in one batch through the vault, read for the purpose ``statistics``. Nothing that
 names a person, and no free text, reaches a cell: dimensions are months, countries,
 bands and currencies. A change to what a release counts is a new ``version``.
+
+A release with differential privacy publishes a fixed set of cells, its ``domain``: the
+whole months of its window, every dial-in country of the operator's number list (and ZZ),
+every age band, kind and currency. Which cells exist then depends on no one's data: a
+person alone in a month or a country adds noise-covered counts to cells that are there
+anyway, instead of a cell of their own.
 """
 
 from __future__ import annotations
@@ -15,15 +21,17 @@ import json
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Final
 
+import pycountry
 from sqlalchemy import ColumnElement, Select, distinct, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from privault.service.models import CallRecord, DialInNumber, ProfileField, Purchase
+from privault.service.purchases import PurchaseKind
 from privault.statistics.bounding import Contribution
-from privault.statistics.suppression import Cell
+from privault.statistics.suppression import Cell, Key
 from privault.vault import Field, Vault
 
 PURPOSE: Final = "statistics"
@@ -31,6 +39,7 @@ PURPOSE: Final = "statistics"
 UNKNOWN_COUNTRY: Final = "ZZ"
 AGE_BANDS: Final = ((18, "under 18"), (25, "18-24"), (35, "25-34"), (45, "35-44"))
 AGE_BANDS_OLDER: Final = ((55, "45-54"), (65, "55-64"))
+OLDEST_BAND: Final = "65 and over"
 
 
 @dataclass(frozen=True)
@@ -41,6 +50,8 @@ class Source:
     session: Session
     vault: Vault
     now: datetime
+    #: The months (``YYYY-MM``) a release with differential privacy covers, oldest first.
+    months: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -58,6 +69,46 @@ class Release:
     #: One row per person and cell, for a release with differential privacy, whose
     #: cells are then summed in Python with each person's contribution bounded.
     contributions: Callable[[Source], list[Contribution]]
+    #: Every cell a release with differential privacy publishes, whoever is in the data.
+    domain: Callable[[Source], list[Key]]
+
+
+def window(now: datetime, count: int) -> tuple[str, ...]:
+    """The ``count`` whole UTC months before that of ``now``, oldest first."""
+    at = now.astimezone(UTC)
+    index = at.year * 12 + at.month - 1
+    return tuple(f"{n // 12:04d}-{n % 12 + 1:02d}" for n in range(index - count, index))
+
+
+def _countries(session: Session) -> list[str]:
+    """Every country of the dial-in number list (the operator's own, public), and ZZ."""
+    listed = session.scalars(select(DialInNumber.country).distinct()).all()
+    return sorted({*listed, UNKNOWN_COUNTRY})
+
+
+def _bands() -> list[str]:
+    return [band for _, band in (*AGE_BANDS, *AGE_BANDS_OLDER)] + [OLDEST_BAND]
+
+
+def calls_by_country_domain(source: Source) -> list[Key]:
+    countries = _countries(source.session)
+    return [(month, country) for month in source.months for country in countries]
+
+
+def active_rooms_domain(source: Source) -> list[Key]:
+    return [(month,) for month in source.months]
+
+
+def accounts_by_age_domain(source: Source) -> list[Key]:
+    countries = _countries(source.session)
+    return [(band, country) for band in _bands() for country in countries]
+
+
+def purchases_by_month_domain(source: Source) -> list[Key]:
+    """Every month, kind and ISO 4217 currency (the codes a purchase may be made in)."""
+    currencies = sorted(currency.alpha_3 for currency in pycountry.currencies)
+    kinds = sorted(kind.value for kind in PurchaseKind)
+    return [(m, k, c) for m in source.months for k in kinds for c in currencies]
 
 
 def month_of(session: Session, column: Any) -> ColumnElement[str]:
@@ -132,7 +183,7 @@ def age_band(born: date, on: date) -> str:
     for below, band in (*AGE_BANDS, *AGE_BANDS_OLDER):
         if age < below:
             return band
-    return "65 and over"
+    return OLDEST_BAND
 
 
 def _home_countries(session: Session) -> dict[str, str]:
@@ -220,6 +271,7 @@ RELEASES: Final = {
             "(ZZ: unknown); minutes of talk time; people: distinct room owners",
             calls_by_country,
             calls_by_country_per_person,
+            calls_by_country_domain,
         ),
         Release(
             "active_rooms",
@@ -231,6 +283,7 @@ RELEASES: Final = {
             "rooms with at least one call started in the UTC month; people: their owners",
             active_rooms,
             active_rooms_per_person,
+            active_rooms_domain,
         ),
         Release(
             "accounts_by_age",
@@ -243,6 +296,7 @@ RELEASES: Final = {
             "and the country of the dial-in number their room is called on most (ZZ: none)",
             accounts_by_age,
             accounts_by_age_per_person,
+            accounts_by_age_domain,
         ),
         Release(
             "purchases_by_month",
@@ -255,6 +309,7 @@ RELEASES: Final = {
             "amounts in minor units (cents); people: distinct buyers",
             purchases_by_month,
             purchases_by_month_per_person,
+            purchases_by_month_domain,
         ),
     )
 }

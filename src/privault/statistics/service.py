@@ -10,6 +10,7 @@ the SHA-256 of exactly the text handed over.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from privault.statistics.errors import (
 )
 from privault.statistics.output import Format, render, rows
 from privault.statistics.privacy import privacy_layer
-from privault.statistics.releases import PURPOSE, RELEASES, Release, Source
+from privault.statistics.releases import PURPOSE, RELEASES, Release, Source, window
 from privault.statistics.suppression import suppressed
 from privault.vault import Vault
 
@@ -148,11 +149,13 @@ class StatisticsService:
             # The policy refuses dp without a budget; noise before suppression, which then
             # only post-processes the noisy counts.
             assert rules.budget is not None
+            source = dataclasses.replace(source, months=window(now, noise.months))
             bounded_cells = bounded(
                 release.contributions(source),
                 release.measures,
                 noise.max_contributions,
                 noise.bounds,
+                release.domain(source),
             )
             noised = privacy_layer(self.session, self.clock).noise(
                 recipient.id,
@@ -171,6 +174,9 @@ class StatisticsService:
                 "their first in key order, with each summed measure clamped to its bounds",
                 "composition": "epsilon and delta split evenly over the people counts and "
                 "each summed measure; the spent loss is their sum as OpenDP reports it",
+                "cells": "fixed before reading the data: every month of the window, every "
+                "dial-in country (ZZ: unknown), age band, kind and currency",
+                "window": [source.months[0], source.months[-1]] if source.months else None,
             }
         k = rules.k_for(name)
         hidden = suppressed(cells, k)
