@@ -25,7 +25,8 @@ from privault.web.deps import SESSION_COOKIE
 
 API = "/api/v1"
 HOST = "203.0.113.77"
-#: Person calls that answer before acceptance: the policy, acceptance, export, erasure.
+#: Person calls that answer before acceptance: the policy, acceptance, export, erasure,
+#: withdrawing consent.
 OPEN = {
     ("GET", "/api/v1/me/policy"),
     ("POST", "/api/v1/me/policy/accept"),
@@ -35,6 +36,8 @@ OPEN = {
     ("GET", "/api/v1/me/export"),
     ("GET", "/api/v1/me/exports/{token}"),
     ("DELETE", "/api/v1/me"),
+    ("GET", "/api/v1/me/consents"),
+    ("PUT", "/api/v1/me/consents"),  # only to withdraw
 }
 #: Calls that are not a person's use of the service: logging in and out, registering,
 #: reading the policy, the cookie banner and analytics (which answer visitors alike and
@@ -318,3 +321,22 @@ def test_p8_3_people_registered_now_are_not_asked_again(runtime: Runtime) -> Non
     carol = register(runtime, "carol")
     client = browser(runtime, HOST)
     assert client.get(f"{API}/me", headers=carol.auth).status_code == 200
+
+
+def test_p8_3_consent_can_be_withdrawn_but_not_given_before_acceptance(
+    amended: Runtime, api: TestClient, alice: Person
+) -> None:
+    """Withdrawing must be as easy as giving (GDPR Art. 7(3)): a new version waiting for an
+    answer does not stand in its way. Giving consent waits for the answer: it would be
+    given under terms not yet accepted."""
+    url = f"{API}/me/consents"
+    refused_for_acceptance(
+        api.put(url, headers=alice.auth, json={"channels": {"marketing_email": True}}),
+        amended.policy_version,
+    )
+    withdrawn = api.put(
+        url, headers=alice.auth, json={"channels": {"marketing_post": False, "newsletter": False}}
+    )
+    assert withdrawn.status_code == 200, withdrawn.text
+    channels = api.get(url, headers=alice.auth).json()["channels"]
+    assert channels["marketing_post"] is False and channels["marketing_email"] is False

@@ -103,7 +103,7 @@ class Caller:
 def get_open_caller(request: Request, runtime: RuntimeDep, db: DB) -> Caller:
     """The logged-in person, whether or not they have accepted the policy's current
     version. Taking it instead of ``CallerDep`` is what puts a route on the allow-list of
-    P8.3: the policy, acceptance, export and erasure, nothing else."""
+    P8.3: the policy, acceptance, export, erasure, withdrawing consent, nothing else."""
     token = session_token(request)
     if token is None:
         raise SessionInvalid("log in first: send the session cookie or a bearer token")
