@@ -16,9 +16,12 @@ class PrivaultError(Exception):
     #: The caller's transaction commits anyway: the failure itself is on record (a refused login).
     keeps_changes = False
 
-    def __init__(self, detail: str, **extra: Any) -> None:
+    def __init__(self, detail: str, *, field: str | None = None, **extra: Any) -> None:
         super().__init__(detail)
         self.detail = detail
+        #: The input the error is about, for a page to show it next to that field (not
+        #: part of the API's answer, whose detail names it in words).
+        self.field = field
         #: More keys of the error's JSON body, beside ``error`` and ``detail`` (the policy
         #: version to accept, say): values a client acts on, never personal data.
         self.extra: Mapping[str, Any] = extra

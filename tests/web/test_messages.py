@@ -160,10 +160,10 @@ def test_p2_10_the_form_works_without_script_or_cookies(client: TestClient) -> N
     # The only script is the cookie banner's, which the form does not need.
     assert re.findall(r"<script[^>]*>", page.lower()) == ['<script src="/static/consent.js" defer>']
     assert "set-cookie" not in response.headers
-    assert re.search(r'<form method="post" action="/contact"', page)
+    assert re.search(r'<form class="stack" method="post" action="/contact"', page)
     for name in ("email", "subject", "message"):
-        assert re.search(rf'<label for="{name}">', page)
-        assert f'id="{name}" name="{name}"' in page
+        assert re.search(rf'<label for="f-{name}">', page)
+        assert f'id="f-{name}" name="{name}"' in page
 
 
 def test_p2_10_a_visitor_message_creates_a_subject_of_its_own(
@@ -217,22 +217,31 @@ def test_p2_10_a_member_sends_the_form_as_themselves(
 
 
 @pytest.mark.parametrize(
-    ("data", "error"),
+    ("data", "field", "error"),
     [
-        ({"email": "not-an-address", "subject": "Hi", "message": "Hello"}, "not a valid email"),
-        ({"subject": "Hi", "message": "Hello"}, "email address must be"),
-        ({"email": "carol@example.com", "subject": "", "message": "Hello"}, "subject"),
-        ({"email": "carol@example.com", "subject": "Hi", "message": ""}, "message"),
+        (
+            {"email": "not-an-address", "subject": "Hi", "message": "Hello"},
+            "email",
+            "not a valid email",
+        ),
+        ({"subject": "Hi", "message": "Hello"}, "email", "email address must be"),
+        ({"email": "carol@example.com", "subject": "", "message": "Hello"}, "subject", "subject"),
+        ({"email": "carol@example.com", "subject": "Hi", "message": ""}, "message", "message"),
     ],
     ids=["bad-email", "no-email", "no-subject", "no-message"],
 )
 def test_p2_10_a_bad_form_comes_back_filled_in(
-    client: TestClient, runtime: Runtime, data: dict[str, str], error: str
+    client: TestClient, runtime: Runtime, data: dict[str, str], field: str, error: str
 ) -> None:
+    """The message sits under its field, which says it is invalid and points to it."""
     before = subjects(runtime)
     response = client.post("/contact", data=data)
     assert response.status_code == 422
-    assert 'role="alert"' in response.text and error in response.text
+    shown = re.search(rf'<p class="error" id="f-{field}-error">([^<]*)</p>', response.text)
+    assert shown is not None and error in shown.group(1)
+    opening = re.search(rf'<(input|textarea) id="f-{field}"[^>]*>', response.text)
+    assert opening is not None and 'aria-invalid="true"' in opening.group(0)
+    assert f"f-{field}-error" in opening.group(0)
     for value in data.values():
         assert value in response.text
     assert subjects(runtime) == before

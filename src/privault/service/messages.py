@@ -74,13 +74,17 @@ def truncate_ip(host: str | None) -> str | None:
 def _clean(draft: Draft) -> Draft:
     subject = " ".join(draft.subject.split())
     if not subject:
-        raise InvalidInput("the subject must not be empty")
+        raise InvalidInput("the subject must not be empty", field="subject")
     if len(subject) > MAX_SUBJECT:
-        raise InvalidInput(f"the subject must be at most {MAX_SUBJECT} characters long")
+        raise InvalidInput(
+            f"the subject must be at most {MAX_SUBJECT} characters long", field="subject"
+        )
     if not draft.body.strip():
-        raise InvalidInput("the message must not be empty")
+        raise InvalidInput("the message must not be empty", field="message")
     if len(draft.body) > MAX_BODY:
-        raise InvalidInput(f"the message must be at most {MAX_BODY} characters long")
+        raise InvalidInput(
+            f"the message must be at most {MAX_BODY} characters long", field="message"
+        )
     return Draft(subject, draft.body)
 
 

@@ -17,6 +17,7 @@ from privault.service.cards import redact
 from privault.service.errors import CardNumberRefused, PersonNotFound
 from privault.service.messages import Channel, Draft
 from privault.web.deps import DB, PageViewerDep, RuntimeDep
+from privault.web.forms import WHOLE_FORM, form_errors
 from privault.web.guards import require_same_origin
 from privault.web.pages import templates
 
@@ -61,12 +62,12 @@ def person(
 
 
 def _form(
-    request: Request, member: bool, values: dict[str, str], error: str | None, status: int
+    request: Request, member: bool, values: dict[str, str], errors: dict[str, str], status: int
 ) -> Response:
     return templates.TemplateResponse(
         request,
         "contact.html",
-        {"member": member, "values": values, "error": error},
+        {"member": member, "values": values, "errors": errors},
         status_code=status,
         headers=NO_STORE,
     )
@@ -74,7 +75,7 @@ def _form(
 
 @router.get("/contact", response_class=HTMLResponse)
 def contact_form(request: Request, viewer: PageViewerDep) -> Response:
-    return _form(request, viewer is not None, {}, None, 200)
+    return _form(request, viewer is not None, {}, {}, 200)
 
 
 @router.post("/contact", response_class=HTMLResponse, dependencies=[Depends(require_same_origin)])
@@ -100,9 +101,9 @@ def send_contact(
             service.send_as_visitor(email, draft, host)
     except CardNumberRefused:
         cleaned = {name: redact(value) for name, value in values.items()}
-        return _form(request, viewer is not None, cleaned, CARD_NOTE, 422)
+        return _form(request, viewer is not None, cleaned, {WHOLE_FORM: CARD_NOTE}, 422)
     except InvalidInput as exc:
-        return _form(request, viewer is not None, values, exc.detail, 422)
+        return _form(request, viewer is not None, values, form_errors(exc), 422)
     return RedirectResponse("/contact/sent", status_code=303)
 
 
