@@ -270,6 +270,8 @@ USER_AGENTS = [
 PAGES = ["/", "/privacy", "/cookies", "/room", "/me/privacy", "/signup", "/login"]
 REFERRERS = [None, None, "https://search.example.net/", "https://www.example.org/news"]
 MONTHS = 14
+#: The demo's mail queued longer ago than this was sent; the rest waits in the outbox.
+SENT_BEFORE = timedelta(days=6)
 
 
 def _rng(seed: int | str) -> random.Random:
@@ -360,8 +362,8 @@ class World:
 
 def seed(runtime: Runtime) -> Seeded:
     """Create the demo once (see the module); later runs find it and print the same logins.
-    Mail queued more than two days ago counts as sent (to the maildir); the rest waits
-    for the worker."""
+    Mail queued more than ``SENT_BEFORE`` ago counts as sent (to the maildir); the rest
+    waits for the worker."""
     now = runtime.clock.now()
     clock = FrozenClock(now)
     past = replace(runtime, clock=clock)
@@ -384,7 +386,7 @@ def seed(runtime: Runtime) -> Seeded:
             _printed(world, index, email, password, name)
             for index, email, password, name, _ in cast
         ]
-    clock.at = now - timedelta(days=2)
+    clock.at = now - SENT_BEFORE
     mailer = past.mailer()
     while mailer.deliver_pending():
         pass
@@ -702,7 +704,7 @@ def _calls(world: World, who: Resident) -> None:
         if rng.random() > 0.85:
             continue
         window = world.ago(30 * (month + 1))
-        for _ in range(rng.randint(2, 8)):
+        for _ in range(rng.randint(3, 10)):
             start = window + timedelta(seconds=rng.randrange(30 * 86400))
             if not who.since < start < latest:
                 continue
