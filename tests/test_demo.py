@@ -7,11 +7,13 @@ import base64
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from factories import run_cli
 from privault import demo
 from privault.clock import FrozenClock, aware
 from privault.config import Settings
@@ -111,3 +113,19 @@ def logins_work(runtime: Runtime, seeded: demo.Seeded) -> None:
         with runtime.transaction() as session:
             token = runtime.staff(session).login(member.name, member.password, code)
             assert runtime.staff(session).authenticate(token).role == member.role
+
+
+def test_demo_totp_prints_a_code_of_a_demo_staff_member_and_nothing_else(
+    fresh_settings: Settings, tmp_path: Path
+) -> None:
+    before = datetime.now(UTC)
+    done = run_cli(fresh_settings, tmp_path, "demo", "--totp", "sam")
+    after = datetime.now(UTC)
+    (sam,) = [m for m in demo.STAFF if m.name == "sam"]
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() in {sam.code(before), sam.code(after)}
+    assert not fresh_settings.data_dir.exists()
+
+    unknown = run_cli(fresh_settings, tmp_path, "demo", "--totp", "bob")
+    assert unknown.returncode == 1
+    assert unknown.stderr.strip() == "privault: the demo has no staff member bob: it has ann, sam"
