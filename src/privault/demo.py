@@ -782,11 +782,16 @@ def _file(
     return lambda: world.requests[key]
 
 
-def _then(world: World, when: datetime, step: Callable[..., object], **kwargs: object) -> None:
-    """A step of a request's workflow at ``when``, taking its id first."""
-    request_id = kwargs.pop("request")
-    assert callable(request_id)
-    world.at(when, lambda: step(world.past.rights(world.session), request_id(), **kwargs))
+def _then(
+    world: World,
+    when: datetime,
+    step: Callable[..., object],
+    *,
+    request: Callable[[], str],
+    **kwargs: object,
+) -> None:
+    """A step of a request's workflow at ``when``: ``step(rights, request id, **kwargs)``."""
+    world.at(when, lambda: step(world.past.rights(world.session), request(), **kwargs))
 
 
 def _completed_requests(world: World, who: Resident) -> None:
