@@ -263,18 +263,41 @@ def demo(
     no_serve: Annotated[
         bool, typer.Option("--no-serve", help="Only create the demo data.")
     ] = False,
+    totp_of: Annotated[
+        str | None,
+        typer.Option(
+            "--totp",
+            metavar="NAME",
+            help="Only print a TOTP code of the demo staff member NAME, valid now.",
+        ),
+    ] = None,
 ) -> None:
-    """Initialise, create synthetic demo people, print their logins and serve."""
+    """Initialise, fill with synthetic people, calls, consents and requests, print their
+    logins and the staff's, and serve."""
+    if totp_of is not None:
+        member = next((m for m in demo_data.STAFF if m.name == totp_of), None)
+        if member is None:
+            names = ", ".join(m.name for m in demo_data.STAFF)
+            raise Failed(f"the demo has no staff member {totp_of}: it has {names}")
+        out.print(member.code(SystemClock().now()))
+        return
     config = _served_at(settings(), host, port)
     prepare(config)
     rt = open_runtime(config)
-    people = demo_data.seed(rt)
+    seeded = demo_data.seed(rt)
     out.print(f"Open http://{host}:{port}")
-    out.print("Demo logins (synthetic people):")
-    for person in people:
-        out.print(f"  {person.email:28} password {person.password}  room {person.room_id}")
-    out.print("Staff login (POST /api/v1/staff/session with a code from the TOTP URI):")
-    out.print(f"  {demo_data.staff_login()}", markup=False, soft_wrap=True)
+    out.print("Demo logins (synthetic people):", markup=False)
+    for person in seeded.people:
+        line = f"  {person.email:30} password {person.password:28} room {person.room_id}"
+        out.print(f"{line}  {person.note}".rstrip(), markup=False, highlight=False, soft_wrap=True)
+    out.print(
+        "Staff logins (the staff console, or POST /api/v1/staff/session; a code works once: "
+        "a fresh one from the secret, or `privault demo --totp NAME`):",
+        markup=False,
+        soft_wrap=True,
+    )
+    for member in seeded.staff:
+        out.print(f"  {member.login(rt.clock.now())}", markup=False, soft_wrap=True)
     intake = rt.settings.intake_port
     where = f"smtp://{rt.settings.intake_host}:{intake}" if intake else "`privault mail ingest`"
     address = rt.policy.meta.privacy_address

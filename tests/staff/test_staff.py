@@ -163,9 +163,8 @@ def test_p4_1_staff_commands(fresh_settings: Settings, tmp_path: Path) -> None:
 def test_the_demo_prints_a_staff_login_that_works(
     client_at: TestClient, at: Runtime, clock: FrozenClock
 ) -> None:
-    demo.seed(at)
-    printed = demo.staff_login()
-    uri = printed.split("TOTP ")[1]
+    printed = demo.seed(at).staff[0].login(clock.now())
+    uri = printed.split()[-1]
     secret = parse_qs(urlsplit(uri).query)["secret"][0]
     code = totp.code_at(
         base64.b32decode(secret + "=" * (-len(secret) % 8)), totp.step_of(clock.now())
