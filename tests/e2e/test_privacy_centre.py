@@ -20,7 +20,7 @@ Steps = Any  # conftest.PersonSteps
 POLICY = load_policy(REPO_POLICY)
 
 
-def test_p9_1_a_person_uses_the_privacy_centre_from_cookies_to_erasure(
+def test_p9_1_p11_4_with_cookies_refused_a_person_uses_the_centre_up_to_erasure(
     site: Site, open_context: Any, person_steps: Steps
 ) -> None:
     steps = person_steps

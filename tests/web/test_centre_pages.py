@@ -90,7 +90,7 @@ def test_a_visitor_is_sent_to_log_in_and_back(client: TestClient, path: str) -> 
 def test_every_form_refuses_another_origin(runtime: Runtime, alice: Person) -> None:
     page = page_of(runtime, alice)
     csrf = csrf_of(page)
-    for path in ("account", "username", "consents", "requests", "profile", "close"):
+    for path in ("account", "username", "consents", "requests", "profile", "close", "posts/1"):
         refused = page.post(
             f"{CENTRE}/{path}", data={"csrf": csrf}, headers={"Origin": "https://evil.example"}
         )
@@ -136,6 +136,39 @@ def test_a_person_with_little_data_sees_their_own_registration(
     assert held_count(shown, "registration") >= 1
     assert alice.email in shown and alice.room_id in shown
     assert bob.email not in shown and bob.room_id not in shown
+
+
+def test_p4_2_the_centre_names_who_received_the_persons_data(
+    runtime: Runtime, alice: Person, bob: Person
+) -> None:
+    """A disclosure shows under each category it covered, for the people it covered, without
+    who asked; a confidential one (a legal gag) is not shown."""
+    requester = marker("rq")
+    with runtime.transaction() as session:
+        runtime.staff(session).add("officer", "privacy_officer")
+        officer = runtime.staff(session).on_server("officer")
+        disclosures = runtime.disclosures(session)
+        for confidential in (False, True):
+            disclosures.disclose(
+                "courts_and_authorities",
+                [alice.subject_id],
+                ["registration"],
+                "legal",
+                "court_order",
+                requester,
+                officer,
+                confidential=confidential,
+            )
+    shown = page_of(runtime, alice).get(CENTRE).text
+    held = shown[shown.index('id="held-registration"') :]
+    held = held[: held.index("</section>")]
+    assert held.count("received your data") == 1, "the confidential one is not shown"
+    assert "Courts and competent authorities (authority, FR) received your data" in held
+    assert "under a court order" in held
+    assert requester not in shown
+    others = page_of(runtime, bob).get(CENTRE).text
+    assert "No one has received it from us." in others
+    assert "received your data" not in others
 
 
 # -- downloads --------------------------------------------------------------------------------
@@ -357,6 +390,32 @@ def test_p3_15_the_username_form_makes_and_removes_the_public_page(
     assert dropped.status_code == 303
     with runtime.transaction() as session:
         assert runtime.posts(session).username_of(alice.subject_id) is None
+
+
+def test_p3_15_each_post_has_its_visibility_on_the_page(
+    client: TestClient, runtime: Runtime, alice: Person, mallory: Person
+) -> None:
+    body = marker("po")
+    made = client.post("/api/v1/me/posts", json={"body": body}, headers=alice.auth)
+    post_id = made.json()["id"]
+    page = page_of(runtime, alice)
+    shown = page.get(CENTRE).text
+    assert body in shown and f'action="/me/privacy/posts/{post_id}"' in shown
+    csrf = csrf_of(page)
+    path = f"{CENTRE}/posts/{post_id}"
+    bad = page.post(path, data={"csrf": csrf, "visibility": "friends"})
+    assert bad.status_code == 422
+    assert "choose who sees it" in error_of(bad.text, f"post-{post_id}")
+    done = page.post(path, data={"csrf": csrf, "visibility": "public"}, follow_redirects=False)
+    assert done.status_code == 303
+    with runtime.transaction() as session:
+        assert runtime.posts(session).read(alice.subject_id, post_id).visibility == "public"
+
+    theirs = page_of(runtime, mallory)
+    refused = theirs.post(path, data={"csrf": csrf_of(theirs), "visibility": "private"})
+    assert refused.status_code == 404 and body not in refused.text
+    with runtime.transaction() as session:
+        assert runtime.posts(session).read(alice.subject_id, post_id).visibility == "public"
 
 
 # -- requests ---------------------------------------------------------------------------------

@@ -58,12 +58,12 @@ class Held:
     received: tuple[str, ...]
 
 
-def _short(value: Any) -> str:
+def shortened(value: Any) -> str:
     """A stored value as a line of text: a picture named, a list joined, long text cut."""
     if isinstance(value, str) and value.startswith("data:image/"):
         return PICTURE
     if isinstance(value, list):
-        text = ", ".join(_short(v) for v in value)
+        text = ", ".join(shortened(v) for v in value)
     elif isinstance(value, dict):
         text = json.dumps(value, ensure_ascii=False)
     else:
@@ -100,7 +100,9 @@ class Holdings:
             shown = rows.setdefault(entry.category, [])
             for row in opened:
                 pairs = zip(fields, row, strict=True)
-                shown.append(tuple((f, _short(v)) for f, v in pairs if v is not None and f != "id"))
+                shown.append(
+                    tuple((f, shortened(v)) for f, v in pairs if v is not None and f != "id")
+                )
         received = recipients_of(self.session, subject_id)
         return [
             self._held(category_id, counts[category_id], rows[category_id], received)

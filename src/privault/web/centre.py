@@ -27,6 +27,7 @@ from privault.policy.model import CONSENT_COOKIE, RequestKind
 from privault.policy.wording import day
 from privault.rights.errors import ReasonRequired, RequestClosed, RequestNotFound
 from privault.rights.export import RIGHTS
+from privault.rights.holdings import shortened
 from privault.rights.service import Channel, RequestView, State
 from privault.runtime import Runtime
 from privault.service.accounts import MAX_DISPLAY_NAME
@@ -62,6 +63,11 @@ STATES = {
     State.COMPLETED: "done",
     State.REFUSED: "refused",
     State.WITHDRAWN: "withdrawn by you",
+}
+VISIBILITIES = {
+    Visibility.PRIVATE: "Only you",
+    Visibility.MEMBERS: "Members who are logged in",
+    Visibility.PUBLIC: "Everyone",
 }
 #: The profile fields typed as one line of text; interests are a list, pictures files.
 TEXT_FIELDS = ("name", "gender", "birthday", "relationship_status", "education", "employment")
@@ -128,7 +134,9 @@ def _centre(
 ) -> Response:
     subject = caller.subject_id
     account = runtime.accounts(db, source="web").summary(subject, purpose=PURPOSE)
-    username = runtime.posts(db).username_of(subject)
+    posts = runtime.posts(db)
+    username = posts.username_of(subject)
+    mine = posts.list_posts(subject)
     channels = runtime.channel_consents(db, source="web").state(subject)
     now = runtime.clock.now()
     shown: dict[str, Any] = {
@@ -136,12 +144,15 @@ def _centre(
         "display_name": account.display_name or "",
         "username": username or "",
         "channels": [c for c, on in channels.items() if on],
+        **{f"post-{p.id}": str(p.visibility) for p in mine},
         **(values or {}),
     }
     context = {
         "held": runtime.holdings(db).of(subject),
         "account": account,
         "username": username,
+        "posts": [(p.id, shortened(p.body)) for p in mine],
+        "visibilities": VISIBILITIES,
         "channels": CHANNELS,
         "cookies": _cookie_choice(request, runtime, db, caller),
         "requests": [_request_row(v, now) for v in runtime.rights(db).of(subject)],
@@ -234,6 +245,36 @@ def choose_username(
         typed = {} if exc.code == "card_number_refused" else typed
         return _refused(request, runtime, db, caller, exc, field, typed)
     return _done("public")
+
+
+@router.post(f"{CENTRE}/posts/{{post_id}}", response_class=HTMLResponse, dependencies=SAME_ORIGIN)
+def post_visibility(
+    post_id: str,
+    request: Request,
+    caller: PageCallerDep,
+    runtime: RuntimeDep,
+    db: DB,
+    csrf: FormText = "",
+    visibility: FormText = "",
+) -> Response:
+    """Who sees one of one's posts (P3.15); someone else's post answers as missing."""
+    field = f"post-{post_id}"
+    try:
+        check_csrf(runtime, caller.token, csrf)
+    except PrivaultError as exc:
+        return _refused(request, runtime, db, caller, exc, "form", {})
+    chosen = _visibility(visibility)
+    if chosen is None:
+        message = "choose who sees it: private, members or public"
+        errors = {field: message}
+        return _centre(
+            request, runtime, db, caller, values={field: visibility}, errors=errors, status=422
+        )
+    try:
+        runtime.posts(db).update(caller.subject_id, post_id, visibility=chosen)
+    except PrivaultError as exc:
+        return _refused(request, runtime, db, caller, exc, "posts", {})
+    return _done("posts")
 
 
 @router.post(f"{CENTRE}/consents", response_class=HTMLResponse, dependencies=SAME_ORIGIN)
@@ -342,7 +383,7 @@ def _profile(
         "entries": entries,
         "labels": FIELD_LABELS,
         "text_fields": TEXT_FIELDS,
-        "visibilities": [str(v) for v in Visibility],
+        "visibilities": VISIBILITIES,
         "values": {**shown, **(values or {})},
         "errors": errors or {},
         "csrf": csrf_token(runtime, caller.token),
