@@ -37,6 +37,10 @@ def test_p9_1_p11_4_with_cookies_refused_a_person_uses_the_centre_up_to_erasure(
     held = page.locator("#held-registration")
     expect(held).to_contain_text(person["email"])
     steps.screenshot(page, "centre")
+    page.set_viewport_size({"width": 360, "height": 740})  # a phone: nothing wider
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    steps.screenshot(page, "centre-phone")
+    page.set_viewport_size({"width": 1280, "height": 720})
 
     # A profile field made public (P2.4, P3.15), then shown back in the form.
     employment = f"Lighthouse keeper {site.port}"
