@@ -45,6 +45,7 @@ from privault.retention.partitions import Partitions
 from privault.retention.sweep import RetentionSweep
 from privault.rights.engine import RightsEngine
 from privault.rights.erasure import Eraser
+from privault.rights.holdings import Holdings
 from privault.rights.service import RightsService
 from privault.service.accounts import AccountService
 from privault.service.cdrs import CdrService
@@ -296,6 +297,9 @@ class Runtime:
         # To tell the person about their request: a legal obligation.
         address_of = partial(self.accounts(session).address_of, purpose="legal")
         return RightsService(session, self.vault, self.policy, self.clock, self.outbox, address_of)
+
+    def holdings(self, session: Session) -> Holdings:
+        return Holdings(session, self.vault, self.policy, self.clock)
 
     def mail_intake(self, session: Session, resolver: Resolver = DNS) -> MailIntake:
         """The intake of the privacy address; ``resolver`` answers DKIM key look-ups."""

@@ -8,12 +8,15 @@ with the reason.
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -198,3 +201,98 @@ def open_context(browser: Any) -> Iterator[Callable[..., tuple[Any, Visits]]]:
     yield open_
     for context in opened:
         context.close()
+
+
+# -- a person's steps through the pages, shared by the browser tests -------------------------
+
+SCREENSHOTS = Path(__file__).parent / "screenshots"
+BANNER = "Your cookie choice"
+
+
+class PersonSteps:
+    """What a person does on the site, one step a function taking the Playwright ``page``
+    (its cookies are the person's) and the running ``site``. The fixture ``person_steps``
+    gives this class to a test (test modules cannot import this conftest)."""
+
+    @staticmethod
+    def screenshot(page: Any, name: str) -> None:
+        """The whole page under tests/e2e/screenshots/NAME.png (ignored by git)."""
+        SCREENSHOTS.mkdir(exist_ok=True)
+        page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
+
+    @staticmethod
+    def register_by_api(page: Any, site: Site, who: str) -> dict[str, str]:
+        """An account made and logged in through the page's own request context (the
+        session cookie lands in the browser); returns its email, password and name."""
+        person = {
+            "email": f"{who}.{secrets.token_hex(4)}@example.com",
+            "password": f"{who}-long-enough-password",
+        }
+        made = page.request.post(
+            f"{site.url}/api/v1/accounts", data={**person, "display_name": who.title()}
+        )
+        assert made.status == 201, made.text()
+        login = page.request.post(f"{site.url}/api/v1/session", data=person)
+        assert login.status == 200, login.text()
+        return {**person, "display_name": who.title()}
+
+    @staticmethod
+    def reject_optional_cookies(page: Any) -> None:
+        """On a page showing the cookie banner: "Reject all" (analytics and advertising
+        declined), and wait until the choice is stored."""
+        page.locator("html[data-consent-state='ask']").wait_for(state="attached")
+        page.get_by_role("dialog", name=BANNER).get_by_role("button", name="Reject all").click()
+        page.locator("html[data-consent-state='given']").wait_for(state="attached")
+
+    @staticmethod
+    def open_privacy_centre(page: Any, site: Site) -> None:
+        page.goto(f"{site.url}/me/privacy")
+        page.get_by_role("heading", level=1, name="Your privacy centre").wait_for()
+
+    @staticmethod
+    def set_profile_field(page: Any, site: Site, name: str, value: str, seen_by: str) -> None:
+        """On the profile page: type ``value`` into the field labelled ``name`` and choose
+        who sees it (``seen_by``: "Only you", "Members who are logged in", "Everyone")."""
+        page.goto(f"{site.url}/me/privacy/profile")
+        page.get_by_label(name, exact=True).fill(value)
+        page.get_by_label(f"Who sees your {name.lower()}").select_option(label=seen_by)
+        page.get_by_role("button", name="Save your profile").click()
+        page.get_by_text("Your profile is saved.").wait_for()
+
+    @staticmethod
+    def download_export(page: Any, site: Site, kind: str = "access") -> dict[str, Any]:
+        """From the privacy centre, download the export (``access`` or ``portability``)
+        and return its data.json."""
+        PersonSteps.open_privacy_centre(page, site)
+        link = "Download all your data" if kind == "access" else "Download your data to take"
+        with page.expect_download() as started:
+            page.get_by_role("link", name=link).click()
+        download = started.value
+        assert download.suggested_filename == f"{kind}-export.zip"
+        with zipfile.ZipFile(download.path()) as archive:
+            document: dict[str, Any] = json.loads(archive.read("data.json"))
+        return document
+
+    @staticmethod
+    def file_erasure(page: Any, site: Site, shots: str | None = None) -> str:
+        """From the privacy centre, ask for erasure, read the warning and close the account;
+        returns the page's sentence with the erasure's due date. With ``shots``, screenshots
+        of the warning and of the result are saved under that prefix."""
+        PersonSteps.open_privacy_centre(page, site)
+        page.get_by_label("What do you ask for?").select_option("erasure")
+        page.get_by_role("button", name="Send the request").click()
+        page.get_by_role("heading", level=1, name="Close your account").wait_for()
+        if shots:
+            PersonSteps.screenshot(page, f"{shots}-close")
+        page.get_by_label("I understand that closing my account").check()
+        page.get_by_role("button", name="Close my account").click()
+        page.get_by_role("heading", level=1, name="Your account is closed").wait_for()
+        if shots:
+            PersonSteps.screenshot(page, f"{shots}-closed")
+        sentence: str = page.get_by_text("We will erase your data by").inner_text()
+        return sentence
+
+
+@pytest.fixture
+def person_steps() -> type[PersonSteps]:
+    return PersonSteps

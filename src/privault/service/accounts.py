@@ -22,6 +22,7 @@ from privault.service.errors import (
     AccountNotFound,
     EmailTaken,
     InvalidCredentials,
+    InvalidDisplayName,
     ReauthenticationRequired,
     SessionInvalid,
     VerificationInvalid,
@@ -35,6 +36,8 @@ from privault.vault.crypto import token_digest
 VERIFY_HOURS = 48
 #: Closing an account needs a login at most this old (a fresh login, "step-up").
 STEP_UP = timedelta(minutes=15)
+#: Longest display name, as registration takes it.
+MAX_DISPLAY_NAME = 100
 
 
 def normalise_email(email: str) -> str:
@@ -324,13 +327,19 @@ class AccountService:
     ) -> AccountSummary:
         """Rectify the contact details (Art. 16): a new ``email`` is sealed, re-indexed and
         must be verified again (the link goes to the new address); ``display_name`` set or
-        cleared with ``None``; ``...`` keeps it. Raises ``EmailTaken``, ``AccountNotFound``."""
+        cleared with ``None``; ``...`` keeps it. Raises ``InvalidDisplayName`` (before any
+        change), ``InvalidInput`` for a malformed address, ``EmailTaken``,
+        ``AccountNotFound``."""
         account = self.session.get(Account, subject_id)
         if account is None:
             raise AccountNotFound("no such account")
+        name = str(display_name).strip() if display_name not in (None, ...) else ""
+        if len(name) > MAX_DISPLAY_NAME:
+            raise InvalidDisplayName(
+                f"the display name must be at most {MAX_DISPLAY_NAME} characters"
+            )
         changed = []
         if display_name is not ...:
-            name = str(display_name).strip() if display_name is not None else ""
             account.display_name_ct = (
                 self.vault.encrypt(
                     self.session, subject_id, Field("accounts", "display_name_ct", subject_id), name

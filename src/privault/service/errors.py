@@ -9,6 +9,10 @@ class EmailTaken(Conflict):
     code = "email_taken"
 
 
+class InvalidDisplayName(InvalidInput):
+    code = "invalid_display_name"
+
+
 class WeakPassword(InvalidInput):
     code = "weak_password"
 

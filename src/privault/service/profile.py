@@ -131,6 +131,20 @@ class ProfileService:
             raise InvalidInput(f"profile field {name} must not be in the future")
         return clean
 
+    def problems(self, changes: dict[str, Change]) -> dict[str, str]:
+        """What ``update`` would refuse in ``changes``, field by field (a form shows each
+        sentence next to its field); empty when every value is acceptable."""
+        found = {}
+        for name, change in changes.items():
+            if name not in self.fields:
+                found[name] = f"unknown profile field; known: {', '.join(self.fields)}"
+            elif change.has_value and change.value is not None:
+                try:
+                    self._valid(name, change.value)
+                except InvalidInput as exc:
+                    found[name] = exc.detail
+        return found
+
     def read(self, subject_id: str) -> dict[str, ProfileEntry]:
         """Every profile field of the subject: unset ones as ``None`` and private. For the
         person's own settings (the purpose personalisation)."""

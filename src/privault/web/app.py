@@ -16,6 +16,7 @@ from privault.runtime import Runtime
 from privault.service.schemas import ErrorOut
 from privault.web import (
     acceptance_pages,
+    centre,
     consent_pages,
     errors,
     mail_links,
@@ -100,6 +101,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(staff.router, prefix=API, responses=ERROR_RESPONSES)
     app.include_router(pages.router)
     app.include_router(acceptance_pages.router)
+    app.include_router(centre.router)
     app.include_router(public.router)
     app.include_router(consent_pages.router)
     app.include_router(policy_pages.router)
