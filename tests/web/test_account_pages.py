@@ -6,9 +6,7 @@ password; a form from another origin or without the session's form token changes
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
-from html import unescape
 from urllib.parse import urlsplit
 
 import pytest
@@ -17,6 +15,7 @@ from httpx2 import Response
 from sqlalchemy import select
 
 from factories import Person, mails, register, unique_email
+from formkit import OTHER_SITE, field_error, field_value, form_token, is_page
 from privault.clock import FrozenClock
 from privault.runtime import Runtime
 from privault.service.errors import SessionInvalid
@@ -24,36 +23,9 @@ from privault.service.models import Account
 from privault.web.account_pages import local_path
 
 PASSWORD = "lantern-harbour-77"
-OTHER_SITE = {"Origin": "https://attacker.example"}
 
 
-# -- reading pages -------------------------------------------------------------------------
-
-
-def field_error(page: Response | str, name: str) -> str | None:
-    """The message under field ``name`` (the form macros' ``f-NAME-error``), if any."""
-    text = page if isinstance(page, str) else page.text
-    found = re.search(rf'<p class="error" id="f-{name}-error">(.*?)</p>', text, re.S)
-    return unescape(found.group(1)) if found else None
-
-
-def field_value(page: Response | str, name: str) -> str | None:
-    text = page if isinstance(page, str) else page.text
-    found = re.search(rf'<input id="f-{name}"[^>]*?\svalue="([^"]*)"', text)
-    return unescape(found.group(1)) if found else None
-
-
-def form_token(page: Response) -> str:
-    found = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)
-    assert found, "no form token on the page"
-    return found.group(1)
-
-
-def is_page(response: Response) -> None:
-    """An HTML page of the site, never JSON or a stack trace, and never cached."""
-    assert response.headers["content-type"].startswith("text/html"), response.text
-    assert "Traceback" not in response.text
-    assert response.headers["cache-control"] == "no-store"
+# -- helpers -----------------------------------------------------------------------------
 
 
 def signed_in(runtime: Runtime, token: str) -> bool:
