@@ -52,6 +52,8 @@ def test_a_newcomer_signs_up_confirms_the_address_and_sets_a_pin(
     newest_link: Callable[..., str],
 ) -> None:
     context, visits = open_context(server)
+    # Each sign-up and login hashes a password (Argon2id): room for a busy machine.
+    context.set_default_timeout(30_000)
     page = context.new_page()
     page.goto(f"{server.url}/")
     expect(page.get_by_role("link", name="Sign up, free")).to_be_visible()
