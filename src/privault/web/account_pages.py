@@ -150,14 +150,14 @@ def login(
         errors["email"] = "enter your email address"
     if not password:
         errors["password"] = "enter your password"  # noqa: S105 - a message
-    if not errors:
-        try:
-            done = runtime.accounts(db, source="web").login(email, password)
-        except InvalidCredentials as exc:
-            errors["form"] = exc.detail
     if errors:
-        status = 401 if "form" in errors else 422
-        return _render(request, "login.html", status, values=values, errors=errors)
+        return _render(request, "login.html", 422, values=values, errors=errors)
+    try:
+        done = runtime.accounts(db, source="web").login(email, password)
+    except InvalidCredentials as exc:
+        return _render(
+            request, "login.html", status_of(exc), values=values, errors={"form": exc.detail}
+        )
     response = _see(values["next"] or HOME)
     set_session_cookie(response, request, done.token)
     return response
