@@ -17,9 +17,10 @@ from sqlalchemy import select
 from factories import Person, mails, register, unique_email
 from formkit import OTHER_SITE, field_error, field_value, form_token, is_page
 from privault.clock import FrozenClock
+from privault.rights.service import Channel
 from privault.runtime import Runtime
 from privault.service.errors import SessionInvalid
-from privault.service.models import Account
+from privault.service.models import Account, PasswordReset
 from privault.web.account_pages import local_path
 
 PASSWORD = "lantern-harbour-77"
@@ -407,3 +408,26 @@ def test_a_closed_account_gets_no_reset_link(client: TestClient, runtime: Runtim
     assert client.get(link).status_code == 400
     forgot(client, carol.email)
     assert len(mails(runtime, carol.subject_id, "password_reset")) == 1
+
+
+def test_p0_4_an_erasure_takes_the_reset_links_with_it(
+    client: TestClient, runtime: Runtime, alice: Person
+) -> None:
+    forgot(client, alice.email)
+
+    def links() -> int:
+        with runtime.transaction() as session:
+            rows = session.scalars(
+                select(PasswordReset).where(PasswordReset.subject_id == alice.subject_id)
+            )
+            return len(rows.all())
+
+    assert links() == 1
+    with runtime.transaction() as session:
+        runtime.rights(session).file(
+            alice.subject_id, "erasure", Channel.STAFF, actor="t", verified=True
+        )
+    for _ in range(4):
+        runtime.rights_engine().run_once()
+        runtime.mailer().deliver_pending()
+    assert links() == 0
