@@ -8,8 +8,10 @@ with the reason.
 
 from __future__ import annotations
 
+import email
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -18,6 +20,8 @@ import sys
 import time
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
+from email.message import EmailMessage
+from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,6 +34,7 @@ from privault.config import Settings
 
 CHROMIUM = os.environ.get("PRIVAULT_TEST_CHROMIUM", "/usr/bin/chromium")
 STARTUP_SECONDS = 60
+MAIL_SECONDS = 30
 PAGES = Path(__file__).parent / "pages"
 
 
@@ -296,3 +301,62 @@ class PersonSteps:
 @pytest.fixture
 def person_steps() -> type[PersonSteps]:
     return PersonSteps
+
+
+# -- steps the browser tests share -----------------------------------------------------------
+
+
+def signing_up(page: Any, site: Site, who: str, password: str | None = None) -> dict[str, str]:
+    """A newcomer signs up through /signup (address, password, display name) and lands on
+    their room, logged in; returns the ``email`` and ``password`` used."""
+    person = {
+        "email": f"{who}.{secrets.token_hex(4)}@example.com",
+        "password": password or f"{who}-{secrets.token_hex(4)}-lantern",
+    }
+    page.goto(f"{site.url}/signup")
+    page.get_by_label("Email address").fill(person["email"])
+    page.get_by_label("Password", exact=True).fill(person["password"])
+    page.get_by_label("Display name (optional)").fill(who.title())
+    page.get_by_role("button", name="Sign up").click()
+    page.wait_for_url(f"{site.url}/room?done=welcome")
+    return person
+
+
+def mailed_link(site: Site, to: str, pattern: str, seconds: float = MAIL_SECONDS) -> str:
+    """The first link matching the regular expression ``pattern`` in the newest mail to
+    ``to`` in the site's maildir, waiting (polling) for the worker to deliver it; the site
+    must run with its worker (``serve(..., worker=True, PRIVAULT_WORKER_INTERVAL="0.2")``)."""
+    maildir = site.settings.maildir
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        files = sorted(
+            (f for sub in ("new", "cur") for f in (maildir / sub).glob("*.eml")),
+            key=lambda f: f.stat().st_mtime,
+            reverse=True,
+        )
+        for file in files:
+            message = email.message_from_bytes(file.read_bytes(), policy=default_policy)
+            assert isinstance(message, EmailMessage)
+            body = message.get_body(("plain",))
+            if message["To"] != to or body is None:
+                continue
+            found = re.search(pattern, body.get_content())
+            if found:
+                return found.group(0)
+        if site.process.poll() is not None:
+            pytest.fail(f"serve exited with {site.process.returncode} while waiting for mail")
+        time.sleep(0.05)
+    pytest.fail(f"no mail to {to} with {pattern!r} within {seconds}s; log:\n{site.log()}")
+
+
+@pytest.fixture
+def sign_up() -> Callable[..., dict[str, str]]:
+    """``sign_up(page, site, who, password=None)``: see ``signing_up`` (test modules import
+    the top conftest as ``conftest``, so this one's steps come as fixtures)."""
+    return signing_up
+
+
+@pytest.fixture
+def newest_link() -> Callable[..., str]:
+    """``newest_link(site, to, pattern, seconds=30)``: see ``mailed_link``."""
+    return mailed_link

@@ -31,6 +31,8 @@ class Event(StrEnum):
     ACCOUNT_REGISTERED = "account:registered"
     ACCOUNT_EMAIL_VERIFIED = "account:email_verified"
     ACCOUNT_PASSWORD_CHANGED = "account:password_changed"  # noqa: S105 - an event name
+    ACCOUNT_PASSWORD_RESET_SENT = "account:password_reset_sent"  # noqa: S105 - an event name
+    ACCOUNT_PASSWORD_RESET = "account:password_reset"  # noqa: S105 - an event name
     ACCOUNT_CLOSED = "account:closed"
     ACCOUNT_CORRECTED = "account:corrected"
     SESSION_OPENED = "session:opened"

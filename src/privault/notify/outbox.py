@@ -52,6 +52,7 @@ _RIGHTS = "legal"
 TEMPLATES: dict[str, MailTemplate] = {
     "verify_email": MailTemplate("Confirm your email address"),
     "account_closed": MailTemplate("Your account is closed"),
+    "password_reset": MailTemplate("Set a new password"),
     "rights_extended": MailTemplate("We need more time for your request", purpose=_RIGHTS),
     "rights_refused": MailTemplate("We cannot act on your request", purpose=_RIGHTS),
     "rights_completed": MailTemplate("Your request is done", purpose=_RIGHTS),

@@ -24,16 +24,21 @@ from privault.service.errors import (
     InvalidCredentials,
     InvalidDisplayName,
     ReauthenticationRequired,
+    ResetLinkInvalid,
     SessionInvalid,
     VerificationInvalid,
 )
-from privault.service.models import Account, EmailVerification, LoginSession
+from privault.service.models import Account, EmailVerification, LoginSession, PasswordReset
 from privault.service.passwords import Passwords, check_strength
 from privault.service.rooms import RoomService
 from privault.vault import Field, Vault
 from privault.vault.crypto import token_digest
 
 VERIFY_HOURS = 48
+#: A password reset link works this long, once.
+RESET_LIFETIME = timedelta(hours=1)
+#: At most one reset mail per account this often, however often the form is sent.
+RESET_EVERY = timedelta(minutes=5)
 #: Closing an account needs a login at most this old (a fresh login, "step-up").
 STEP_UP = timedelta(minutes=15)
 #: Longest display name, as registration takes it.
@@ -278,6 +283,98 @@ class AccountService:
             actor=f"subject:{subject_id}",
             subject_id=subject_id,
         )
+
+    def send_password_reset(self, email: str) -> None:
+        """Mail a link to set a new password to ``email`` if an open account has it, and do
+        nothing otherwise: the caller answers the same either way, so no one learns which
+        addresses have accounts. At most one mail per account every five minutes; the link
+        works once, within the hour."""
+        subject_id = self.subject_of(email)
+        account = self.session.get(Account, subject_id) if subject_id else None
+        if account is None or account.closed_at is not None:
+            return
+        now = self.clock.now()
+        recent = self.session.scalar(
+            select(PasswordReset.token_hash).where(
+                PasswordReset.subject_id == account.subject_id,
+                PasswordReset.created_at > now - RESET_EVERY,
+            )
+        )
+        if recent is not None:
+            return
+        token = secrets.token_urlsafe(32)
+        self.session.add(
+            PasswordReset(
+                token_hash=token_digest(token),
+                subject_id=account.subject_id,
+                created_at=now,
+                expires_at=now + RESET_LIFETIME,
+            )
+        )
+        summary = self.summary(account.subject_id, purpose="notices")
+        self.outbox.enqueue(
+            self.session,
+            account.subject_id,
+            summary.email,
+            "password_reset",
+            {
+                "display_name": summary.display_name,
+                "link": f"{self.base_url}/password/reset/{token}",
+                "minutes": int(RESET_LIFETIME.total_seconds() // 60),
+            },
+        )
+        self.audit.record(
+            self.session,
+            self.source,
+            Event.ACCOUNT_PASSWORD_RESET_SENT,
+            actor="anonymous",
+            subject_id=account.subject_id,
+        )
+
+    def _live_reset(self, token: str) -> tuple[PasswordReset, Account]:
+        reset = self.session.get(PasswordReset, token_digest(token))
+        account = self.session.get(Account, reset.subject_id) if reset else None
+        if (
+            reset is None
+            or account is None
+            or reset.used_at is not None
+            or aware(reset.expires_at) <= self.clock.now()
+            or account.closed_at is not None
+        ):
+            raise ResetLinkInvalid("this link is unknown, was used already or has expired")
+        return reset, account
+
+    def check_password_reset(self, token: str) -> None:
+        """Raises ``ResetLinkInvalid`` unless ``token`` is a live reset link."""
+        self._live_reset(token)
+
+    def reset_password(self, token: str, new: str) -> str:
+        """Set a new password through a reset link; returns the subject id. The link is used
+        up, every other unused link of the account too, and every session ends.
+
+        Raises ``ResetLinkInvalid`` (the link stays unused on any other error), or
+        ``WeakPassword`` by the rules of registration.
+        """
+        _, account = self._live_reset(token)
+        subject_id = account.subject_id
+        check_strength(new, email=self.email_of(subject_id, purpose="security"))
+        account.password_hash = self.passwords.hash(new)
+        now = self.clock.now()
+        for unused in self.session.scalars(
+            select(PasswordReset).where(
+                PasswordReset.subject_id == subject_id, PasswordReset.used_at.is_(None)
+            )
+        ):
+            unused.used_at = now
+        self.session.execute(delete(LoginSession).where(LoginSession.subject_id == subject_id))
+        self.audit.record(
+            self.session,
+            self.source,
+            Event.ACCOUNT_PASSWORD_RESET,
+            actor=f"subject:{subject_id}",
+            subject_id=subject_id,
+        )
+        return subject_id
 
     def close(self, subject_id: str, token: str, rights: RightsService) -> RightsRequest:
         """Close the account at once and file the erasure of its data (P0.4).

@@ -30,6 +30,10 @@ class VerificationInvalid(InvalidInput):
     code = "verification_invalid"
 
 
+class ResetLinkInvalid(InvalidInput):
+    code = "reset_link_invalid"
+
+
 class UnknownProfileField(InvalidInput):
     code = "unknown_profile_field"
 

@@ -103,6 +103,20 @@ class EmailVerification(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+@personal_data("registration", exported=("created_at", "expires_at", "used_at"))
+class PasswordReset(Base):
+    """A password reset link sent by mail: only the token's digest is stored; a used link
+    keeps its row (``used_at``) until the account goes, so it cannot be used twice."""
+
+    __tablename__ = "password_resets"
+
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    subject_id: Mapped[str] = _subject_fk(index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 # -- PIN checks from the PBX -------------------------------------------------------------
 
 

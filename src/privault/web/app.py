@@ -16,6 +16,7 @@ from privault.runtime import Runtime
 from privault.service.schemas import ErrorOut
 from privault.web import (
     acceptance_pages,
+    account_pages,
     centre,
     consent_pages,
     errors,
@@ -23,6 +24,7 @@ from privault.web import (
     pages,
     policy_pages,
     public,
+    room_pages,
 )
 from privault.web.api import (
     accounts,
@@ -101,6 +103,8 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(staff.router, prefix=API, responses=ERROR_RESPONSES)
     app.include_router(pages.router)
     app.include_router(acceptance_pages.router)
+    app.include_router(account_pages.router)
+    app.include_router(room_pages.router)
     app.include_router(centre.router)
     app.include_router(public.router)
     app.include_router(consent_pages.router)

@@ -9,10 +9,22 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from privault.service.errors import VerificationInvalid
-from privault.web.deps import DB, RuntimeDep
+from privault.web.deps import DB, SESSION_COOKIE, RuntimeDep
+from privault.web.guards import csrf_token
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 router = APIRouter(include_in_schema=False)
+
+
+def session_csrf(request: Request) -> str:
+    """The form token of the session a page is shown to, for the forms every page carries
+    (the header's log-out button); empty for a visitor. No database: the token is the
+    session's HMAC, checked where the form is posted."""
+    token = request.cookies.get(SESSION_COOKIE)
+    return csrf_token(request.app.state.runtime, token) if token else ""
+
+
+templates.env.globals["session_csrf"] = session_csrf
 
 
 @router.get("/", response_class=HTMLResponse)

@@ -21,11 +21,12 @@ from privault.service.schemas import (
 )
 from privault.web.deps import (
     DB,
-    SESSION_COOKIE,
     CallerDep,
     OpenCallerDep,
     RuntimeDep,
+    clear_session_cookie,
     session_token,
+    set_session_cookie,
 )
 
 router = APIRouter(tags=["accounts"])
@@ -59,14 +60,7 @@ def login(
 ) -> LoginOut:
     """Log in: the token comes back in the body and as the strictly necessary session cookie."""
     done = runtime.accounts(db).login(str(body.email), body.password)
-    response.set_cookie(
-        SESSION_COOKIE,
-        done.token,
-        httponly=True,
-        samesite="lax",
-        secure=request.url.scheme == "https",
-        path="/",
-    )
+    set_session_cookie(response, request, done.token)
     return LoginOut(token=done.token, expires_in=int(done.expires_in.total_seconds()))
 
 
@@ -76,7 +70,7 @@ def logout(request: Request, runtime: RuntimeDep, db: DB) -> Response:
     if token is not None:
         runtime.accounts(db).logout(token)
     response = Response(status_code=204)
-    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax")
+    clear_session_cookie(response)
     return response
 
 
