@@ -269,6 +269,14 @@ def test_p7_1_audit_verify_and_keys_rotate_on_a_demo_data_folder(
     engine = make_engine(fresh_settings.db_url)
     try:
         with engine.begin() as conn:
+            last = conn.scalar(text("SELECT max(seq) FROM access_log"))
+            conn.execute(text("DELETE FROM access_log WHERE seq = :seq"), {"seq": last})
+        line = one_line_error(run(["audit", "verify"], env, tmp_path))
+        assert line == (
+            f"privault: access log broken after {last - 1} good entries: entry {last} is "
+            f"missing (the log ends at {last - 1}, its head is entry {last})"
+        )
+        with engine.begin() as conn:
             changed = conn.execute(text("UPDATE access_log SET actor = 'operator' WHERE seq = 3"))
             assert changed.rowcount == 1
     finally:
