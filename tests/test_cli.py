@@ -146,9 +146,11 @@ def broken_copy(folder: Path, name: str, old: str, new: str) -> Path:
     return path
 
 
-def test_policy_check_accepts_the_kallu_policy(tmp_path: Path) -> None:
-    stdout = ok(run(["policy", "check", str(REPO_POLICY)], cli_env(), tmp_path))
-    assert "valid: 11 categories" in stdout
+def test_policy_check_accepts_the_kallu_policy_in_one_line_however_narrow(tmp_path: Path) -> None:
+    stdout = ok(run(["policy", "check", str(REPO_POLICY)], cli_env(COLUMNS="40"), tmp_path))
+    assert stdout == (
+        f"{REPO_POLICY}: valid: 11 categories, 15 purposes, 7 recipients, 8 cookies\n"
+    )
 
 
 def test_policy_check_refuses_broken_files_in_one_line_naming_the_key_and_reason(
@@ -270,6 +272,14 @@ def test_p7_1_audit_verify_and_keys_rotate_on_a_demo_data_folder(
 
     engine = make_engine(fresh_settings.db_url)
     try:
+        with engine.begin() as conn:
+            last = conn.scalar(text("SELECT max(seq) FROM access_log"))
+            conn.execute(text("DELETE FROM access_log WHERE seq = :seq"), {"seq": last})
+        line = one_line_error(run(["audit", "verify"], env, tmp_path))
+        assert line == (
+            f"privault: access log broken after {last - 1} good entries: entry {last} is "
+            f"missing (the log ends at {last - 1}, its head is entry {last})"
+        )
         with engine.begin() as conn:
             changed = conn.execute(text("UPDATE access_log SET actor = 'mallory' WHERE seq = 3"))
             assert changed.rowcount == 1

@@ -301,7 +301,11 @@ def demo(
     intake = rt.settings.intake_port
     where = f"smtp://{rt.settings.intake_host}:{intake}" if intake else "`privault mail ingest`"
     address = rt.policy.meta.privacy_address
-    out.print(f"Mail to {address}: {where}; mail sent: `privault mail outbox`", markup=False)
+    out.print(
+        f"Mail to {address}: {where}; mail sent: `privault mail outbox`",
+        markup=False,
+        soft_wrap=True,
+    )
     if not no_serve:
         _serve(rt, host, port, True)
 
@@ -314,7 +318,8 @@ def policy_check(
     policy = load_policy(file)
     out.print(
         f"{file}: valid: {len(policy.categories)} categories, {len(policy.purposes)} purposes, "
-        f"{len(policy.recipients)} recipients, {len(policy.cookies)} cookies"
+        f"{len(policy.recipients)} recipients, {len(policy.cookies)} cookies",
+        soft_wrap=True,
     )
 
 

@@ -1,6 +1,6 @@
 """Every table, imported in one place so migrations and the data map see them all."""
 
-from privault.access.models import AccessLogEntry
+from privault.access.models import AccessLogEntry, AccessLogHead
 from privault.consent.models import (
     ChannelConsent,
     CookieConsent,
@@ -46,6 +46,7 @@ from privault.vault.models import Subject, SubjectKey
 
 __all__ = [
     "AccessLogEntry",
+    "AccessLogHead",
     "Account",
     "CallRecord",
     "ChannelConsent",

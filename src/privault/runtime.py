@@ -466,6 +466,7 @@ def prepare(settings: Settings, engine: Engine | None = None) -> Engine:
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     MaildirTransport(settings.maildir)
     engine = engine or make_engine(settings.db_url)
+    headless = not inspect(engine).has_table("access_log_head")
     migrate(engine)
     if not settings.keyring_path.exists():
         with engine.connect() as conn:
@@ -482,14 +483,21 @@ def prepare(settings: Settings, engine: Engine | None = None) -> Engine:
         Keyring.create(settings.keyring_path)
     factory = make_sessionmaker(engine)
     with factory() as session, session.begin():
+        if headless:
+            # The log was written before it had a head (migration 0017): its end is
+            # trusted once, now; from here on a log cut short no longer matches its head.
+            _audit_log(settings).anchor(session)
         store = PolicyStore(session, SystemClock())
         if store.latest() is None:
             version = store.load_file(settings.policy_file)
-            keyring = Keyring.load(settings.keyring_path)
-            AuditLog(keyring.secret("audit")).record(
+            _audit_log(settings).record(
                 session, "cli", Event.POLICY_LOADED, actor="system", detail={"version": version}
             )
     return engine
+
+
+def _audit_log(settings: Settings) -> AuditLog:
+    return AuditLog(Keyring.load(settings.keyring_path).secret("audit"))
 
 
 def open_database(settings: Settings) -> sessionmaker[Session]:
@@ -514,7 +522,7 @@ def publish_policy(
     try:
         with factory() as session, session.begin():
             published = PolicyStore(session, SystemClock()).publish(path, effective_at)
-            AuditLog(Keyring.load(settings.keyring_path).secret("audit")).record(
+            _audit_log(settings).record(
                 session,
                 "cli",
                 Event.POLICY_PUBLISHED,

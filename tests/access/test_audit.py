@@ -1,5 +1,6 @@
 """P7.1: the access log is hash-chained under a key from the keyring: changing, removing or
-re-linking an entry is detected, and the log holds no personal data."""
+re-linking an entry is detected, removing entries from its end too (its head), and the log
+holds no personal data."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from factories import Person
 from privault.access.audit import GENESIS, AuditLog, Event, Verification, canonical
 from privault.access.models import AccessLogEntry
 from privault.clock import aware
-from privault.runtime import Runtime
+from privault.config import Settings
+from privault.db import make_engine
+from privault.runtime import Runtime, open_runtime, prepare
 from privault.service.errors import InvalidCredentials
 from privault.service.profile import Change
 
@@ -220,3 +223,118 @@ def test_p7_1_the_log_holds_no_personal_data(
     assert "alice" not in dump  # nor her name, nor the unknown address tried
     assert bob.email.lower() not in dump
     assert alice.token not in dump
+
+
+# --- The head: a log cut short at its end -------------------------------------------------
+
+
+def test_p7_1_removing_the_last_entry_is_detected(
+    runtime: Runtime, connection: Connection, alice: Person, bob: Person
+) -> None:
+    last = all_entries(runtime)[-1].seq
+    connection.execute(text("DELETE FROM access_log WHERE seq = :seq"), {"seq": last})
+    result = verify(runtime)
+    assert not result.ok
+    assert (
+        result.problem
+        == f"entry {last} is missing (the log ends at {last - 1}, its head is entry {last})"
+    )
+    assert result.entries == last - 1
+
+
+def test_p7_1_removing_every_entry_after_a_point_is_detected(
+    runtime: Runtime, connection: Connection, alice: Person, bob: Person
+) -> None:
+    seq, last = middle_seq(runtime), all_entries(runtime)[-1].seq
+    connection.execute(text("DELETE FROM access_log WHERE seq >= :seq"), {"seq": seq})
+    result = verify(runtime)
+    assert not result.ok
+    assert (
+        result.problem
+        == f"entry {seq} is missing (the log ends at {seq - 1}, its head is entry {last})"
+    )
+
+
+def test_p7_1_moving_the_head_back_to_the_new_end_without_the_key_is_detected(
+    runtime: Runtime, connection: Connection, alice: Person, bob: Person
+) -> None:
+    """What a forger would write: the head's number and the new last entry's own hash,
+    or any digest of it; the tag needs the key."""
+    entries = all_entries(runtime)
+    last, new_end = entries[-1], entries[-2]
+    connection.execute(text("DELETE FROM access_log WHERE seq = :seq"), {"seq": last.seq})
+    for tag in (new_end.hash, hashlib.sha256(new_end.hash).digest()):
+        connection.execute(
+            text("UPDATE access_log_head SET seq = :seq, tag = :tag"),
+            {"seq": new_end.seq, "tag": tag},
+        )
+        assert verify(runtime).problem == "the head of the log was altered"
+
+
+def test_p7_1_removing_the_head_is_detected_even_with_the_whole_log(
+    runtime: Runtime, connection: Connection, alice: Person
+) -> None:
+    connection.execute(text("DELETE FROM access_log_head"))
+    assert verify(runtime).problem == "the head of the log is missing"
+    connection.execute(text("DELETE FROM access_log"))
+    assert verify(runtime).problem == "the head of the log is missing"
+
+
+def test_p7_1_the_head_follows_every_entry(runtime: Runtime, alice: Person) -> None:
+    first = verify(runtime)
+    with runtime.transaction() as session:
+        runtime.audit.record(session, "cli", Event.KEYS_ROTATED, actor="operator")
+    second = verify(runtime)
+    assert first.ok and second.ok, (first.problem, second.problem)
+    assert second.entries == first.entries + 1
+
+
+def _drop_the_head_as_before_0016(settings: Settings) -> None:
+    engine = make_engine(settings.db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("DROP TABLE access_log_head"))
+            conn.execute(text("UPDATE alembic_version SET version_num = '0015'"))
+    finally:
+        engine.dispose()
+
+
+def _verify_fresh(settings: Settings) -> Verification:
+    runtime = open_runtime(settings)
+    try:
+        return verify(runtime)
+    finally:
+        runtime.close()
+
+
+def _delete_last_entry(settings: Settings) -> None:
+    engine = make_engine(settings.db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                text("DELETE FROM access_log WHERE seq = (SELECT max(seq) FROM access_log)")
+            )
+    finally:
+        engine.dispose()
+
+
+def test_p7_1_a_log_from_before_heads_gets_its_head_once_on_upgrade(
+    fresh_settings: Settings,
+) -> None:
+    """Upgrading a data folder whose log has no head sets the head at its end once; after
+    that, a start never moves the head again, so a truncation stays detected."""
+    prepare(fresh_settings).dispose()
+    entries = _verify_fresh(fresh_settings).entries
+    assert entries >= 1
+    _drop_the_head_as_before_0016(fresh_settings)
+
+    prepare(fresh_settings).dispose()
+    upgraded = _verify_fresh(fresh_settings)
+    assert upgraded.ok, upgraded.problem
+    assert upgraded.entries == entries
+
+    _delete_last_entry(fresh_settings)
+    prepare(fresh_settings).dispose()
+    assert _verify_fresh(fresh_settings).problem == (
+        f"entry {entries} is missing (the log ends at {entries - 1}, its head is entry {entries})"
+    )

@@ -182,6 +182,26 @@ def test_an_invalid_email_is_422(client: TestClient, address: str) -> None:
     ).startswith("email: ")
 
 
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("carol@[IPv6:secretpart]", "The IPv6 address in brackets after the @-sign is not valid."),
+        ("carol@xn--secretpart.org", "The part after the @-sign is not valid IDNA."),
+        ("carol@secret_part.org", "The part after the @-sign contains invalid characters."),
+        ("secret<part>@example.org", "There can't be anything after the email address."),
+    ],
+)
+def test_an_invalid_email_is_refused_without_quoting_any_part_of_it(
+    client: TestClient, address: str, reason: str
+) -> None:
+    """email_validator's reasons may quote a character or a label of the address: the
+    sentence stays, what it quotes goes."""
+    for route in ("/api/v1/accounts", "/api/v1/session"):
+        detail = api_error(client.post(route, json={"email": address, "password": PASSWORD}), 422)
+        assert detail == f"email: value is not a valid email address: {reason}"
+        assert "secret" not in detail and "_" not in detail
+
+
 # Weak passwords: 422 weak_password, saying why
 
 

@@ -3,6 +3,9 @@
 Each entry's hash is an HMAC (key from the keyring) over the previous entry's
 hash and the entry's own content, so changing, inserting or removing an entry
 breaks the chain, and rebuilding the chain needs the key, not just the database.
+The head (``access_log_head``) holds the last entry's number under a keyed tag, so
+removing entries from the end (a truncation) is caught too, unless the head is put
+back to a copy taken earlier: ``privault audit verify`` prints it to keep elsewhere.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from privault.access.models import AccessLogEntry
+from privault.access.models import AccessLogEntry, AccessLogHead
 from privault.clock import Clock, SystemClock, aware
 from privault.db import advisory_lock
 
@@ -113,6 +116,11 @@ def _digest(key: bytes, prev: bytes, entry: AccessLogEntry) -> bytes:
     return hmac.new(key, prev + canonical(entry), hashlib.sha256).digest()
 
 
+def _head_tag(key: bytes, seq: int, entry_hash: bytes) -> bytes:
+    # Not the entry's own hash, which anyone reading the table sees: a tag only the key makes.
+    return hmac.new(key, b"head\x1f%d\x1f" % seq + entry_hash, hashlib.sha256).digest()
+
+
 class AuditLog:
     """Writes entries in the caller's transaction: an entry lands exactly when its change does."""
 
@@ -153,11 +161,36 @@ class AuditLog:
         )
         entry.hash = _digest(self._key, prev, entry)
         session.add(entry)
+        self._move_head(session, entry)
         session.flush()
         return entry
 
+    def anchor(self, session: Session) -> None:
+        """Set the head at the log's last entry. Only for a log written before heads existed
+        (``prepare`` calls it once, on the upgrade that adds them): anywhere else it would
+        bless a log cut short."""
+        advisory_lock(session, "access_log")
+        tail = session.scalars(
+            select(AccessLogEntry).order_by(AccessLogEntry.seq.desc()).limit(1)
+        ).first()
+        if tail is not None:
+            self._move_head(session, tail)
+
+    def _move_head(self, session: Session, entry: AccessLogEntry) -> None:
+        tag = _head_tag(self._key, entry.seq, entry.hash)
+        head = session.get(AccessLogHead, 1)
+        if head is None:
+            session.add(AccessLogHead(id=1, seq=entry.seq, tag=tag))
+        else:
+            head.seq, head.tag = entry.seq, tag
+
     def verify(self, session: Session, batch: int = 2000) -> Verification:
-        """Walk the chain from the start; report the first break, if any."""
+        """Walk the chain from the start; report the first break, if any, or a log that ends
+        before its head. The head is read first: entries appended meanwhile lie past it."""
+        head = session.get(AccessLogHead, 1)
+        if head is None:
+            return Verification(False, 0, GENESIS, "the head of the log is missing")
+        head_seq, head_tag = head.seq, head.tag
         prev, expected_seq, count = GENESIS, 1, 0
         last_seq = 0
         while True:
@@ -168,6 +201,14 @@ class AuditLog:
                 .limit(batch)
             ).all()
             if not rows:
+                if count < head_seq:
+                    return Verification(
+                        False,
+                        count,
+                        prev,
+                        f"entry {count + 1} is missing (the log ends at {count}, "
+                        f"its head is entry {head_seq})",
+                    )
                 return Verification(True, count, prev)
             for entry in rows:
                 if entry.seq != expected_seq:
@@ -183,6 +224,10 @@ class AuditLog:
                     )
                 if not hmac.compare_digest(entry.hash, _digest(self._key, prev, entry)):
                     return Verification(False, count, prev, f"entry {entry.seq} was altered")
+                if entry.seq == head_seq and not hmac.compare_digest(
+                    head_tag, _head_tag(self._key, entry.seq, entry.hash)
+                ):
+                    return Verification(False, count, prev, "the head of the log was altered")
                 prev, expected_seq, count = entry.hash, expected_seq + 1, count + 1
                 last_seq = entry.seq
             session.expunge_all()

@@ -25,3 +25,17 @@ class AccessLogEntry(Base):
     detail: Mapped[str] = mapped_column(Text, default="{}")
     prev_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
     hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class AccessLogHead(Base):
+    """The log's last entry as its writer left it: its number and a keyed tag over its hash.
+
+    A chain alone cannot tell a log cut short at its end from one that simply ends there;
+    the head can, and moving it back to an earlier entry needs the key. One row, ``id`` 1.
+    """
+
+    __tablename__ = "access_log_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(Integer)
+    tag: Mapped[bytes] = mapped_column(LargeBinary(32))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import traceback
 from collections.abc import Mapping
 from typing import Any
@@ -87,6 +88,18 @@ def status_of(exc: PrivaultError) -> int:
     return 400
 
 
+_BAD_EMAIL = "value is not a valid email address: "
+
+
+def _unquoted(message: str) -> str:
+    """``email_validator``'s reason for refusing an address, without the parts of the address
+    it may quote after a colon or in parentheses (a character, an IDNA label, an IPv6 literal)."""
+    if not message.startswith(_BAD_EMAIL):
+        return message
+    reason = re.split(r":| \(", message.removeprefix(_BAD_EMAIL), maxsplit=1)[0].rstrip(".")
+    return f"{_BAD_EMAIL}{reason}."
+
+
 def _describe(exc: RequestValidationError) -> tuple[int, str, str]:
     """The first problem, naming where it is; never the submitted value."""
     errors = exc.errors()
@@ -100,7 +113,7 @@ def _describe(exc: RequestValidationError) -> tuple[int, str, str]:
     elif kind == "missing":
         message = "is required"
     else:
-        message = str(first.get("msg", "is invalid")).removeprefix("Value error, ")
+        message = _unquoted(str(first.get("msg", "is invalid")).removeprefix("Value error, "))
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return 422, "invalid_request", f"{loc}: {message}{more}"
 
