@@ -17,6 +17,7 @@ from privault.service.schemas import ErrorOut
 from privault.web import (
     acceptance_pages,
     consent_pages,
+    console,
     errors,
     mail_links,
     pages,
@@ -104,6 +105,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(consent_pages.router)
     app.include_router(policy_pages.router)
     app.include_router(mail_links.router)
+    app.include_router(console.router)
 
     # The more specific mount first: /static would take /static/swagger/... too.
     app.mount("/static/swagger", StaticFiles(directory=swagger_ui_path), name="swagger")
