@@ -110,14 +110,14 @@ class Map:
     edges: tuple[Edge, ...]
 
 
-def _short(text: str, most: int = 30) -> str:
+def _short(text: str, most: int = 26) -> str:
     return text if len(text) <= most else text[: most - 1].rstrip() + "…"
 
 
 def data_map(flows: Flows, headers: tuple[str, ...]) -> Map:
     """Four columns of boxes, each spread over the height of the longest, and curves from
     each box to the boxes it feeds."""
-    box, gap, row, top = 200, 40, 30, 40
+    box, gap, row, top = 172, 32, 30, 40
     width = len(flows.columns) * box + (len(flows.columns) - 1) * gap + 20
     tallest = max(len(column) for column in flows.columns)
     height = top + tallest * row + 10
