@@ -95,4 +95,11 @@ def test_p9_4_an_officer_sees_an_erasure_through_to_its_end(
     page.get_by_role("button", name="Filter").click()
     expect(page.locator("table.log")).to_contain_text(f"staff:{olga.name}")
     shot(page, "audit")
+
+    # On a phone: nothing wider than the screen but the tables, which scroll in place.
+    page.set_viewport_size({"width": 360, "height": 780})
+    for path in ("/staff/requests", f"/staff/requests/{request_id}", "/staff/datamap"):
+        page.goto(f"{site.url}{path}")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360, path
+    shot(page, "datamap-phone")
     assert visits.elsewhere == []

@@ -193,6 +193,12 @@ def test_p4_1_a_page_hides_what_the_role_may_not_see_from_its_navigation(
     nav = page.text.split("</nav>")[0]
     assert 'href="/staff/outbox"' in nav and 'href="/staff/datamap"' in nav
     assert 'href="/staff/requests"' not in nav and 'href="/staff/audit"' not in nav
+    # A form of a page the role may not see is refused like the page.
+    token = csrf_of(page)
+    placed = client_at.post("/staff/holds", data={"csrf": token, "category": "other"})
+    assert placed.status_code == 403 and "Not for your role" in placed.text
+    with at.transaction() as session:
+        assert at.holds(session).all() == []
 
 
 # -- the queue and a request -------------------------------------------------------------
