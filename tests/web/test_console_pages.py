@@ -459,3 +459,19 @@ def test_the_data_map_is_drawn_as_svg_with_the_same_edges_in_words(
     assert "Billing → Payment service provider" in names
     assert "Payment service provider → Ireland (IE)" in names
     assert '<th scope="row">Payment service provider</th><td>Ireland (IE)</td>' in page.text
+
+
+def test_a_stored_value_that_fails_its_check_is_a_500_page_that_names_nothing(
+    client_at: TestClient, at: Runtime, clock: FrozenClock, connection: Connection
+) -> None:
+    alice = register(at, "alice")
+    mailed = file_request(at, alice, "rectification", verified=False)
+    connection.execute(
+        text("UPDATE rights_requests SET details_ct = :ct WHERE id = :id"),
+        {"ct": bytes(60), "id": mailed},
+    )
+    officer(at, client_at, clock)
+    answer = client_at.get(f"/staff/requests/{mailed}")
+    assert answer.status_code == 500 and "text/html" in answer.headers["content-type"]
+    assert "the operators have been alerted" in answer.text
+    assert "rights_requests" not in answer.text and "Traceback" not in answer.text

@@ -33,7 +33,7 @@ from privault.runtime import Runtime
 from privault.staff.errors import StaffSessionInvalid
 from privault.staff.service import Staff
 from privault.web.deps import DB, RuntimeDep
-from privault.web.errors import SeeOther, status_of
+from privault.web.errors import PUBLIC_DETAIL, SeeOther, log, status_of
 from privault.web.guards import check_csrf, csrf_token
 from privault.web.pages import templates
 
@@ -138,8 +138,9 @@ def error_page(request: Request, status: int, message: str) -> HTMLResponse:
 
 class ConsoleRoute(APIRoute):
     """A console page: a domain error answers as a page with its status (403 for a role
-    that may not see it, 404 for a missing thing), never JSON or a stack trace; nothing
-    the console answers is stored by a browser or a proxy."""
+    that may not see it, 404 for a missing thing, 500 for a stored value that fails its
+    check), never JSON or a stack trace; nothing the console answers is stored by a
+    browser or a proxy."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -149,9 +150,12 @@ class ConsoleRoute(APIRoute):
                 response = await handler(request)
             except PrivaultError as exc:
                 status = status_of(exc)
+                message = exc.detail
                 if status >= 500:
-                    raise
-                response = error_page(request, status, exc.detail)
+                    # The detail names a table and row: for the operators' log only.
+                    log.error("console page failed: %s: %s", exc.code, exc.detail)
+                    message = PUBLIC_DETAIL.get(exc.code, PUBLIC_DETAIL["default"])
+                response = error_page(request, status, message)
             except RequestValidationError:
                 response = error_page(request, 400, "this address or form is not one we sent")
             response.headers["Cache-Control"] = "no-store"
