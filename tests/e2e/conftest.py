@@ -8,6 +8,7 @@ with the reason.
 
 from __future__ import annotations
 
+import base64
 import email
 import json
 import os
@@ -20,17 +21,21 @@ import sys
 import time
 import zipfile
 from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 import pytest
 
 from conftest import Database
 from privault.config import Settings
+from privault.runtime import open_runtime
+from privault.staff import totp
+from privault.staff.service import NewStaff
 
 CHROMIUM = os.environ.get("PRIVAULT_TEST_CHROMIUM", "/usr/bin/chromium")
 STARTUP_SECONDS = 60
@@ -360,3 +365,46 @@ def sign_up() -> Callable[..., dict[str, str]]:
 def newest_link() -> Callable[..., str]:
     """``newest_link(site, to, pattern, seconds=30)``: see ``mailed_link``."""
     return mailed_link
+
+
+def add_staff_member(settings: Settings, name: str, role: str) -> NewStaff:
+    """A staff member in the site's database, as `privault staff add` makes one: their
+    password and TOTP secret come back once."""
+    runtime = open_runtime(settings)
+    try:
+        with runtime.transaction() as session:
+            return runtime.staff(session).add(name, role)
+    finally:
+        runtime.close()
+
+
+def totp_code(made: NewStaff) -> str:
+    """The code the member's authenticator app shows now, from the secret in their URI."""
+    key = parse_qs(urlsplit(made.totp_uri).query)["secret"][0]
+    secret = base64.b32decode(key + "=" * (-len(key) % 8))
+    return totp.code_at(secret, totp.step_of(datetime.now(UTC)))
+
+
+def staff_logs_in(page: Any, site: Site, made: NewStaff, then: str = "/staff") -> None:
+    """A staff member logs in to the console through its login page with a TOTP code
+    computed from their secret (a code works once: one login per member and 30 seconds),
+    and lands on ``then`` (by default the first console page their role may see)."""
+    page.goto(f"{site.url}/staff/login?next={then}")
+    page.get_by_label("Staff name").fill(made.name)
+    page.get_by_label("Password", exact=True).fill(made.password)
+    page.get_by_label("Code from your authenticator app").fill(totp_code(made))
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(re.compile(re.escape(site.url) + r"/staff/(?!login)"))
+
+
+@pytest.fixture
+def staff_member() -> Callable[[Settings, str, str], NewStaff]:
+    """``staff_member(settings, name, role)``: ``add_staff_member`` for a test (this
+    folder's conftest is not importable by name: the top one is ``conftest``)."""
+    return add_staff_member
+
+
+@pytest.fixture
+def staff_login() -> Callable[..., None]:
+    """``staff_login(page, site, made, then="/staff")``: ``staff_logs_in`` for a test."""
+    return staff_logs_in

@@ -15,7 +15,7 @@ import hmac
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from sqlalchemy import select
@@ -234,9 +234,30 @@ class AuditLog:
 
     @staticmethod
     def entries(
-        session: Session, subject_id: str | None = None, limit: int = 100
+        session: Session,
+        subject_id: str | None = None,
+        limit: int = 100,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        before: int | None = None,
     ) -> list[AccessLogEntry]:
+        """The newest entries first: of ``subject_id`` (exactly), whose actor or action
+        holds ``actor`` or ``action`` (case as stored), at or after ``since`` and before
+        ``until``, and older than the entry numbered ``before`` (the next page)."""
         query = select(AccessLogEntry).order_by(AccessLogEntry.seq.desc()).limit(limit)
         if subject_id is not None:
             query = query.where(AccessLogEntry.subject_id == subject_id)
+        if actor:
+            query = query.where(AccessLogEntry.actor.contains(actor, autoescape=True))
+        if action:
+            query = query.where(AccessLogEntry.action.contains(action, autoescape=True))
+        if since is not None:
+            query = query.where(AccessLogEntry.at >= since)
+        if until is not None:
+            query = query.where(AccessLogEntry.at < until)
+        if before is not None:
+            query = query.where(AccessLogEntry.seq < before)
         return list(session.scalars(query))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 
 from sqlalchemy import select
@@ -94,6 +94,41 @@ class RequestView:
 
     def overdue(self, now: datetime) -> bool:
         return State(self.state).open and self.deadline is not None and now > self.deadline
+
+    @property
+    def steps(self) -> tuple[str, ...]:
+        """The steps staff may take on the request now, in ``STEPS`` order. Exports and
+        erasures are completed by the sweep (``rights.engine``), never by hand: completing
+        an erasure would close it with the person's data still there."""
+        return tuple(
+            step
+            for step, states in STEPS.items()
+            if self.state in states and not (step == "complete" and self.kind in SWEEP_COMPLETES)
+        )
+
+
+#: The states each staff step needs; the service's methods check the same table.
+STEPS: dict[str, tuple[State, ...]] = {
+    "verify": (State.RECEIVED,),
+    "extend": (State.VERIFIED, State.IN_PROGRESS),
+    "complete": (State.VERIFIED, State.IN_PROGRESS),
+    "refuse": (State.RECEIVED, State.VERIFIED, State.IN_PROGRESS),
+}
+#: The kinds the sweep carries out and completes itself.
+SWEEP_COMPLETES = frozenset({RequestKind.ACCESS, RequestKind.PORTABILITY, RequestKind.ERASURE})
+
+
+@dataclass(frozen=True)
+class WeekCount:
+    """How many of the requests received in the week starting ``week`` (a Monday, UTC)
+    are in each state now."""
+
+    week: date
+    states: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.states.values())
 
 
 @dataclass(frozen=True)
@@ -220,7 +255,7 @@ class RightsService:
         """Confirm the person's identity: the due date starts now. Raises
         ``RequestClosed`` unless the request is received."""
         request = self._get(request_id)
-        self._expect(request, State.RECEIVED)
+        self._expect(request, *STEPS["verify"])
         how = _text(note, "a note on how identity was confirmed")
         now = self.clock.now()
         request.state = State.VERIFIED
@@ -250,7 +285,7 @@ class RightsService:
         ``ReasonRequired`` without a reason, ``RequestClosed`` for a closed or unverified
         request."""
         request = self._get(request_id)
-        self._expect(request, State.VERIFIED, State.IN_PROGRESS)
+        self._expect(request, *STEPS["extend"])
         why = _text(reason, "a reason for the extension")
         start = aware(request.verified_at or request.received_at)
         latest = self.policy.rights.latest_due_at(start)
@@ -282,7 +317,7 @@ class RightsService:
         complain to a supervisory authority (Art. 12(4)). Raises ``RequestClosed`` for a
         closed request, ``ReasonRequired`` without a reason."""
         request = self._get(request_id)
-        self._expect(request, State.RECEIVED, State.VERIFIED, State.IN_PROGRESS)
+        self._expect(request, *STEPS["refuse"])
         try:
             grounds = Refusal(grounds)
         except ValueError:
@@ -315,7 +350,7 @@ class RightsService:
         """Record that a request was answered (staff, for rectification, restriction and
         objection; the sweep, for exports and erasure) and tell the person."""
         request = self._get(request_id)
-        self._expect(request, State.VERIFIED, State.IN_PROGRESS)
+        self._expect(request, *STEPS["complete"])
         self._close(request, State.COMPLETED, actor, _text(outcome, "what was done"))
         if request.kind != RequestKind.ERASURE and request.subject_id is not None:
             self._notify(request, "rights_completed", {"kind": request.kind, "outcome": outcome})
@@ -409,6 +444,25 @@ class RightsService:
             views = [v for v in views if v.deadline is not None and v.deadline < due_before]
         far = datetime.max.replace(tzinfo=self.clock.now().tzinfo)
         return sorted(views, key=lambda v: (v.deadline or far, v.received_at, v.id))
+
+    def weekly(self, weeks: int) -> list[WeekCount]:
+        """The requests received in each of the last ``weeks`` weeks (Monday to Sunday,
+        UTC, this one last), counted by the state they are in now."""
+        today = self.clock.now().astimezone(UTC).date()
+        first = today - timedelta(days=today.weekday(), weeks=weeks - 1)
+        start = datetime.combine(first, time(), UTC)
+        counts = [WeekCount(first + timedelta(weeks=i), {}) for i in range(weeks)]
+        rows = self.session.execute(
+            select(RightsRequest.received_at, RightsRequest.state).where(
+                RightsRequest.received_at >= start
+            )
+        )
+        for received_at, state in rows:
+            index = (aware(received_at) - start).days // 7
+            if 0 <= index < weeks:
+                found = counts[index].states
+                found[state] = found.get(state, 0) + 1
+        return counts
 
     def history(self, request_id: str) -> list[HistoryEntry]:
         self._get(request_id)

@@ -19,6 +19,7 @@ from privault.web import (
     account_pages,
     centre,
     consent_pages,
+    console,
     errors,
     mail_links,
     pages,
@@ -110,6 +111,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.include_router(consent_pages.router)
     app.include_router(policy_pages.router)
     app.include_router(mail_links.router)
+    app.include_router(console.router)
 
     # The more specific mount first: /static would take /static/swagger/... too.
     app.mount("/static/swagger", StaticFiles(directory=swagger_ui_path), name="swagger")
