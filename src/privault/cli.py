@@ -291,7 +291,7 @@ def demo(
         line = f"  {person.email:30} password {person.password:28} room {person.room_id}"
         out.print(f"{line}  {person.note}".rstrip(), markup=False, highlight=False, soft_wrap=True)
     out.print(
-        "Staff logins (the staff console, or POST /api/v1/staff/session; a code works once: "
+        f"Staff logins (the console: http://{host}:{port}/staff/login; a code works once: "
         "a fresh one from the secret, or `privault demo --totp NAME`):",
         markup=False,
         soft_wrap=True,
