@@ -271,7 +271,7 @@ def test_p9_4_a_request_page_offers_only_the_steps_its_state_allows(
         f"/staff/requests/{mailed}/verify", data={"csrf": token, "verify_note": "  "}
     )
     assert empty.status_code == 422
-    assert re.search(r'id="f-verify_note-error">A note on how identity', empty.text)
+    assert re.search(r'id="f-verify_note-error">a note on how identity', empty.text)
     done = client_at.post(
         f"/staff/requests/{mailed}/verify",
         data={"csrf": token, "verify_note": "Called back"},
@@ -342,7 +342,7 @@ def test_p6_3_holds_are_placed_and_released_from_the_console(
     nothing = client_at.post("/staff/holds", data=form)
     assert nothing.status_code == 422 and 'id="f-people-error"' in nothing.text
     unknown = client_at.post("/staff/holds", data={**form, "people": "nobody@example.com"})
-    assert unknown.status_code == 422 and "Line 1: no account has that address." in unknown.text
+    assert unknown.status_code == 422 and "line 1: no account has that address" in unknown.text
     assert "nobody@example.com</textarea>" in unknown.text
     no_reason = client_at.post("/staff/holds", data={**form, "people": alice.email})
     assert no_reason.status_code == 422 and 'id="f-reason-error"' in no_reason.text

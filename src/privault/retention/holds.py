@@ -84,24 +84,28 @@ class HoldService:
         confidential: bool = False,
     ) -> Hold:
         """A hold on the data of ``subject_ids`` (all of it, or ``category`` only), or on
-        ``category`` for everyone. Raises ``InvalidHold`` saying what is wrong."""
+        ``category`` for everyone. Raises ``InvalidHold`` saying what is wrong, naming the
+        input (``people``, ``category``, ``kind``, ``reason``, ``until``, ``review``)."""
         try:
             kind = HoldKind(kind)
         except ValueError:
             raise InvalidHold(
-                "kind must be one of " + ", ".join(k.value for k in HoldKind)
+                "kind must be one of " + ", ".join(k.value for k in HoldKind), field="kind"
             ) from None
         if not subject_ids and category is None:
-            raise InvalidHold("a hold covers some subjects, a category, or both")
+            raise InvalidHold("a hold covers some subjects, a category, or both", field="people")
         if category is not None and category not in self.policy.categories:
-            raise InvalidHold(f"the policy declares no category {category!r}")
+            raise InvalidHold(f"the policy declares no category {category!r}", field="category")
         text = reason.strip()
         if not text or len(text) > 2000:
-            raise InvalidHold("a hold needs a reason of 1 to 2000 characters")
+            raise InvalidHold("a hold needs a reason of 1 to 2000 characters", field="reason")
         now = self.clock.now()
-        for moment, what in ((ends_at, "end"), (review_at, "review date")):
+        for moment, what, field in (
+            (ends_at, "end", "until"),
+            (review_at, "review date", "review"),
+        ):
             if moment is not None and moment <= now:
-                raise InvalidHold(f"the {what} must be in the future")
+                raise InvalidHold(f"the {what} must be in the future", field=field)
         hold = LegalHold(
             id=new_id(),
             category=category,

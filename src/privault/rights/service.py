@@ -158,12 +158,12 @@ def _view(row: RightsRequest) -> RequestView:
     )
 
 
-def _text(value: str | None, what: str) -> str:
+def _text(value: str | None, what: str, field: str) -> str:
     text = (value or "").strip()
     if not text:
-        raise ReasonRequired(f"{what} is required")
+        raise ReasonRequired(f"{what} is required", field=field)
     if len(text) > MAX_TEXT:
-        raise ReasonRequired(f"{what} must be at most {MAX_TEXT} characters")
+        raise ReasonRequired(f"{what} must be at most {MAX_TEXT} characters", field=field)
     return text
 
 
@@ -256,7 +256,7 @@ class RightsService:
         ``RequestClosed`` unless the request is received."""
         request = self._get(request_id)
         self._expect(request, *STEPS["verify"])
-        how = _text(note, "a note on how identity was confirmed")
+        how = _text(note, "a note on how identity was confirmed", "note")
         now = self.clock.now()
         request.state = State.VERIFIED
         request.verified_at = now
@@ -286,7 +286,7 @@ class RightsService:
         request."""
         request = self._get(request_id)
         self._expect(request, *STEPS["extend"])
-        why = _text(reason, "a reason for the extension")
+        why = _text(reason, "a reason for the extension", "reason")
         start = aware(request.verified_at or request.received_at)
         latest = self.policy.rights.latest_due_at(start)
         current = aware(request.extended_to or request.due_at or start)
@@ -294,11 +294,13 @@ class RightsService:
         if target > latest:
             months = self.policy.rights.extension_max_months
             raise ExtensionRefused(
-                f"a request may run at most {months} months: until {latest:%Y-%m-%d %H:%M} UTC"
+                f"a request may run at most {months} months: until {latest:%Y-%m-%d %H:%M} UTC",
+                field="to",
             )
         if target <= current:
             raise ExtensionRefused(
-                f"the request is already due {current:%Y-%m-%d %H:%M} UTC; extend beyond that"
+                f"the request is already due {current:%Y-%m-%d %H:%M} UTC; extend beyond that",
+                field="to",
             )
         request.extended_to = target
         request.extension_reason = why
@@ -322,9 +324,9 @@ class RightsService:
             grounds = Refusal(grounds)
         except ValueError:
             raise ReasonRequired(
-                "grounds must be one of " + ", ".join(g.value for g in Refusal)
+                "grounds must be one of " + ", ".join(g.value for g in Refusal), field="grounds"
             ) from None
-        why = _text(reason, "a reason for the refusal")
+        why = _text(reason, "a reason for the refusal", "reason")
         self._close(request, State.REFUSED, actor, f"{grounds.value}: {why}")
         self._notify(
             request,
@@ -351,7 +353,7 @@ class RightsService:
         objection; the sweep, for exports and erasure) and tell the person."""
         request = self._get(request_id)
         self._expect(request, *STEPS["complete"])
-        self._close(request, State.COMPLETED, actor, _text(outcome, "what was done"))
+        self._close(request, State.COMPLETED, actor, _text(outcome, "what was done", "outcome"))
         if request.kind != RequestKind.ERASURE and request.subject_id is not None:
             self._notify(request, "rights_completed", {"kind": request.kind, "outcome": outcome})
         return _view(request)

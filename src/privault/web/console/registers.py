@@ -12,12 +12,13 @@ from fastapi.responses import RedirectResponse, Response
 from privault.errors import InvalidInput
 from privault.notify.outbox import STATES as MAIL_STATES
 from privault.policy.model import Recipient, RecipientKind
-from privault.retention.holds import HoldKind, InvalidHold
+from privault.retention.holds import HoldKind
 from privault.runtime import Runtime
 from privault.statistics.errors import InvalidRelease
 from privault.statistics.service import Budget
 from privault.web.console.access import ConsoleRoute, StaffCaller, checked, page_of, render
 from privault.web.deps import DB, RuntimeDep
+from privault.web.forms import form_errors
 from privault.web.guards import require_same_origin
 
 router = APIRouter(include_in_schema=False, route_class=ConsoleRoute)
@@ -28,24 +29,6 @@ Registrar = Annotated[StaffCaller, Depends(page_of("disclosures"))]
 Statistician = Annotated[StaffCaller, Depends(page_of("statistics"))]
 Postmaster = Annotated[StaffCaller, Depends(page_of("outbox"))]
 OUTBOX_ROWS = 100
-
-#: Where a refusal of ``HoldService.place`` belongs on the form, by how its detail starts.
-HOLD_FIELDS = (
-    ("kind", "kind"),
-    ("a hold covers", "people"),
-    ("the policy declares no category", "category"),
-    ("a hold needs a reason", "reason"),
-    ("the end", "until"),
-    ("the review date", "review"),
-)
-
-
-class _Unreadable(InvalidInput):
-    """A form value that could not be read, with the field it belongs to."""
-
-    def __init__(self, field: str, detail: str) -> None:
-        super().__init__(detail)
-        self.field = field
 
 
 def _holds(
@@ -77,7 +60,7 @@ def _day(value: str, field: str) -> datetime | None:
     try:
         return datetime.strptime(value.strip(), "%Y-%m-%d").replace(tzinfo=UTC)
     except ValueError:
-        raise _Unreadable(field, "Give a date as YYYY-MM-DD.") from None
+        raise InvalidInput("give a date as YYYY-MM-DD", field=field) from None
 
 
 def _people(runtime: Runtime, db: DB, text: str) -> list[str]:
@@ -91,7 +74,7 @@ def _people(runtime: Runtime, db: DB, text: str) -> list[str]:
         if "@" in entry:
             found = accounts.subject_of(entry)
             if found is None:
-                raise _Unreadable("people", f"Line {number}: no account has that address.")
+                raise InvalidInput(f"line {number}: no account has that address", field="people")
             entry = found
         people.append(entry)
     return people
@@ -127,12 +110,8 @@ def place_hold(
             review_at=_day(review, "review"),
             confidential=bool(confidential),
         )
-    except _Unreadable as exc:
-        return _holds(request, runtime, db, 422, values=values, errors={exc.field: exc.detail})
-    except InvalidHold as exc:
-        field = next((f for start, f in HOLD_FIELDS if exc.detail.startswith(start)), "form")
-        message = exc.detail[0].upper() + exc.detail[1:] + "."
-        return _holds(request, runtime, db, 422, values=values, errors={field: message})
+    except InvalidInput as exc:
+        return _holds(request, runtime, db, 422, values=values, errors=form_errors(exc))
     return RedirectResponse("/staff/holds", status_code=303)
 
 

@@ -25,6 +25,7 @@ from privault.web.console.access import ConsoleRoute, StaffCaller, checked, page
 from privault.web.console.svg import STATE_COLOURS, weekly_chart
 from privault.web.deps import DB, RuntimeDep
 from privault.web.errors import status_of
+from privault.web.forms import WHOLE_FORM, form_errors
 from privault.web.guards import require_same_origin
 
 router = APIRouter(include_in_schema=False, route_class=ConsoleRoute)
@@ -34,12 +35,12 @@ PURPOSE = "legal"
 WEEKS = 12
 OPEN = [s.value for s in State if s.open]
 
-#: The form fields of each step, and the field a service error about it belongs to.
+#: The form fields of each step: the service's names for its inputs, after the step's.
 FIELDS = {
-    "verify": ("verify_note",),
-    "extend": ("extend_reason", "extend_to"),
-    "complete": ("complete_outcome",),
-    "refuse": ("refuse_grounds", "refuse_reason"),
+    "verify": ("note",),
+    "extend": ("reason", "to"),
+    "complete": ("outcome",),
+    "refuse": ("grounds", "reason"),
 }
 
 
@@ -113,7 +114,7 @@ def _date(value: str) -> datetime | None:
     try:
         return datetime.strptime(value.strip(), "%Y-%m-%d").replace(tzinfo=UTC)
     except ValueError:
-        raise ExtensionRefused("give the new due date as a date, YYYY-MM-DD") from None
+        raise ExtensionRefused("give the new due date as YYYY-MM-DD", field="to") from None
 
 
 def _take(
@@ -135,17 +136,6 @@ def _take(
         rights.refuse(
             view.id, grounds=form["refuse_grounds"], reason=form["refuse_reason"], actor=actor
         )
-
-
-def _field_of(step: str, exc: PrivaultError) -> str:
-    """The form field a service's refusal of ``step`` is about; "form" for the whole."""
-    if isinstance(exc, RequestClosed):
-        return "form"
-    if step == "extend" and isinstance(exc, ExtensionRefused):
-        return "extend_to"
-    if step == "refuse" and not exc.detail.startswith("grounds"):
-        return "refuse_reason"
-    return FIELDS[step][0]
 
 
 @router.post("/staff/requests/{request_id}/{step}", dependencies=[Depends(require_same_origin)])
@@ -182,8 +172,11 @@ def act(
     except PrivaultError as exc:
         if status_of(exc) not in (409, 422):
             raise
-        values = {name: form[name] for name in FIELDS[step]}
-        errors = {_field_of(step, exc): exc.detail[0].upper() + exc.detail[1:] + "."}
+        values = {f"{step}_{name}": form[f"{step}_{name}"] for name in FIELDS[step]}
+        errors = {
+            name if name == WHOLE_FORM else f"{step}_{name}": message
+            for name, message in form_errors(exc).items()
+        }
         return _show(
             request, caller, runtime, db, request_id, status_of(exc), values=values, errors=errors
         )
