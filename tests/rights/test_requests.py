@@ -263,3 +263,18 @@ def test_p9_1_a_person_corrects_contact_and_billing_details_and_each_change_is_l
             select(AccessLogEntry.action).where(AccessLogEntry.subject_id == alice.subject_id)
         ).all()
     assert "api:account:corrected" in actions and "api:purchase:corrected" in actions
+
+
+def test_p9_4_staff_cannot_complete_an_erasure_or_export_by_hand(at: Runtime) -> None:
+    """Completing one by hand would close it with the data still there (or no export):
+    the sweep, or staff's "carry it out now", completes it when the work is done."""
+    alice = register(at, "alice")
+    for service in rights(at):
+        for kind in ("erasure", "access", "portability"):
+            request_id = service.file(
+                alice.subject_id, kind, Channel.API, actor="t", verified=True
+            ).id
+            with pytest.raises(RequestClosed, match="carry it out instead"):
+                service.complete(request_id, actor="staff:ann", outcome="done")
+            assert service.get(request_id).state == "verified"
+            assert "carry_out" in service.get(request_id).steps

@@ -23,6 +23,7 @@ from privault.rights.service import Channel
 from privault.runtime import Runtime
 from privault.staff import totp
 from privault.staff.service import NewStaff
+from privault.vault.models import SubjectKey
 from privault.web.console.access import PAGES
 
 LOGIN = "/staff/login"
@@ -259,7 +260,7 @@ def test_p9_4_a_request_page_offers_only_the_steps_its_state_allows(
         return set(re.findall(rf'action="/staff/requests/{request_id}/(\w+)"', page.text))
 
     assert steps(mailed) == {"verify", "refuse"}
-    assert steps(erasure) == {"extend", "refuse"}  # the sweep completes an erasure
+    assert steps(erasure) == {"carry_out", "extend", "refuse"}  # never completed by hand
     page = client_at.get(f"/staff/requests/{mailed}")
     assert "Fix it" in page.text  # what the person wrote, a read on record
     token = csrf_of(page)
@@ -298,6 +299,35 @@ def test_p9_4_a_request_page_offers_only_the_steps_its_state_allows(
     closed = client_at.get(f"/staff/requests/{mailed}")
     assert steps(mailed) == set() and "staff:olga" in closed.text
     assert "Address corrected" in closed.text
+
+
+def test_p9_4_an_officer_carries_out_an_erasure_now_and_it_completes_with_the_data_gone(
+    at: Runtime, client_at: TestClient, clock: FrozenClock
+) -> None:
+    """Instead of waiting for the sweep: the steps are the sweep's, the officer's word is in
+    the history, and a request not open, or not an export or erasure, is refused."""
+    alice = register(at, "alice")
+    erasure = file_request(at, alice, "erasure")
+    objection = file_request(at, alice, "objection")
+    officer(at, client_at, clock)
+    token = csrf_of(client_at.get(f"/staff/requests/{erasure}"))
+    wrong = client_at.post(f"/staff/requests/{objection}/carry_out", data={"csrf": token})
+    assert wrong.status_code == 409 and "only an open export or erasure" in wrong.text
+    done = client_at.post(
+        f"/staff/requests/{erasure}/carry_out", data={"csrf": token}, follow_redirects=False
+    )
+    assert done.status_code == 303
+    page = client_at.get(f"/staff/requests/{erasure}").text
+    assert "completed" in page and "erased" in page and "staff:olga" in page
+    with at.transaction() as session:
+        view = at.rights(session).get(erasure)
+        assert view.state == "completed"
+        assert session.get(SubjectKey, alice.subject_id) is None
+        history = [(e.actor, e.note) for e in at.rights(session).history(erasure)]
+    assert ("staff:olga", "carried out now, without the sweep") in history
+    assert history[-1][0] == "system:erasure"
+    again = client_at.post(f"/staff/requests/{erasure}/carry_out", data={"csrf": token})
+    assert again.status_code == 409
 
 
 def test_p9_4_a_step_without_the_form_token_or_from_elsewhere_is_refused(

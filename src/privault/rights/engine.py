@@ -25,6 +25,7 @@ from privault.db import new_id
 from privault.notify.outbox import Outbox
 from privault.policy.model import Policy, RequestKind
 from privault.rights.erasure import Eraser
+from privault.rights.errors import RequestClosed
 from privault.rights.export import Exporter, ExportKind
 from privault.rights.models import ExportDownload, RightsRequest
 from privault.rights.service import RightsService, State
@@ -95,6 +96,27 @@ class RightsEngine:
                 )
                 self._failed(request_id, exc)
         return report
+
+    def carry_out(self, request_id: str, send_mail: Callable[[], object], *, actor: str) -> None:
+        """Take one export or erasure through now, as the sweep would, at a staff member's
+        word (the console's "carry it out now"): an export is built and its link mailed; an
+        erasure takes its steps, and its last notice is sent (``send_mail``, the outbox's
+        delivery) before the key is shredded. Raises ``RequestNotFound``, or
+        ``RequestClosed`` for a request not open or of another kind; a failing step raises
+        what it raises, leaving the request at the last step done, for the sweep to retry."""
+        with self.factory() as session, session.begin():
+            rights = self.rights(session)
+            view = rights.get(request_id)
+            if "carry_out" not in view.steps:
+                raise RequestClosed(
+                    f"this {view.kind} request is {view.state.replace('_', ' ')}: only an "
+                    "open export or erasure is carried out"
+                )
+            rights.note(request_id, actor=actor, note="carried out now, without the sweep")
+        self._advance(request_id, view.kind, view.state, SweepReport())
+        send_mail()
+        if view.kind == RequestKind.ERASURE:
+            self.eraser.advance(request_id)
 
     def _advance(self, request_id: str, kind: str, state: str, report: SweepReport) -> None:
         if kind in EXPORTS and state == State.VERIFIED:

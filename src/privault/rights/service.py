@@ -100,10 +100,13 @@ class RequestView:
         """The steps staff may take on the request now, in ``STEPS`` order. Exports and
         erasures are completed by the sweep (``rights.engine``), never by hand: completing
         an erasure would close it with the person's data still there."""
+        swept = self.kind in SWEEP_COMPLETES
         return tuple(
             step
             for step, states in STEPS.items()
-            if self.state in states and not (step == "complete" and self.kind in SWEEP_COMPLETES)
+            if self.state in states
+            and not (step == "complete" and swept)
+            and not (step == "carry_out" and not swept)
         )
 
 
@@ -113,7 +116,11 @@ STEPS: dict[str, tuple[State, ...]] = {
     "extend": (State.VERIFIED, State.IN_PROGRESS),
     "complete": (State.VERIFIED, State.IN_PROGRESS),
     "refuse": (State.RECEIVED, State.VERIFIED, State.IN_PROGRESS),
+    #: An export or erasure taken through now, as the sweep would (``RightsEngine.carry_out``).
+    "carry_out": (State.VERIFIED, State.IN_PROGRESS),
 }
+#: The actor prefix of the sweeps (``system:rights``, ``system:erasure``).
+SYSTEM = "system:"
 #: The kinds the sweep carries out and completes itself.
 SWEEP_COMPLETES = frozenset({RequestKind.ACCESS, RequestKind.PORTABILITY, RequestKind.ERASURE})
 
@@ -353,6 +360,12 @@ class RightsService:
         objection; the sweep, for exports and erasure) and tell the person."""
         request = self._get(request_id)
         self._expect(request, *STEPS["complete"])
+        if request.kind in SWEEP_COMPLETES and not actor.startswith(SYSTEM):
+            # Completing an erasure by hand would close it with the data still there.
+            raise RequestClosed(
+                f"the sweep completes a {request.kind} request when it is carried out: "
+                "carry it out instead"
+            )
         self._close(request, State.COMPLETED, actor, _text(outcome, "what was done", "outcome"))
         if request.kind != RequestKind.ERASURE and request.subject_id is not None:
             self._notify(request, "rights_completed", {"kind": request.kind, "outcome": outcome})

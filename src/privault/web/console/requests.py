@@ -41,6 +41,7 @@ FIELDS = {
     "extend": ("reason", "to"),
     "complete": ("outcome",),
     "refuse": ("grounds", "reason"),
+    "carry_out": (),
 }
 
 
@@ -132,6 +133,7 @@ def _take(
         rights.extend(view.id, reason=form["extend_reason"], actor=actor, to=to)
     elif step == "complete":
         rights.complete(view.id, actor=actor, outcome=form["complete_outcome"])
+
     else:
         rights.refuse(
             view.id, grounds=form["refuse_grounds"], reason=form["refuse_reason"], actor=actor
@@ -154,7 +156,8 @@ def act(
     refuse_grounds: FormText = "",
     refuse_reason: FormText = "",
 ) -> Response:
-    """Take a step the request's state allows: verify, extend, complete or refuse."""
+    """Take a step the request's state allows: verify, extend, complete, refuse, or carry
+    out an export or erasure now."""
     checked(caller, runtime, csrf)
     if step not in STEPS:
         return render(request, "error.html", 404, status_code=404, message="no such step")
@@ -168,7 +171,13 @@ def act(
     }
     rights = runtime.rights(db)
     try:
-        _take(step, rights, rights.get(request_id), caller.actor, form)
+        if step == "carry_out":
+            # In transactions of the engine's own, as the sweep's: this request's
+            # transaction only read.
+            engine = runtime.rights_engine()
+            engine.carry_out(request_id, runtime.mailer().deliver_pending, actor=caller.actor)
+        else:
+            _take(step, rights, rights.get(request_id), caller.actor, form)
     except PrivaultError as exc:
         if status_of(exc) not in (409, 422):
             raise
