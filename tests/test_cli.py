@@ -149,7 +149,7 @@ def broken_copy(folder: Path, name: str, old: str, new: str) -> Path:
 def test_policy_check_accepts_the_kallu_policy_in_one_line_however_narrow(tmp_path: Path) -> None:
     stdout = ok(run(["policy", "check", str(REPO_POLICY)], cli_env(COLUMNS="40"), tmp_path))
     assert stdout == (
-        f"{REPO_POLICY}: valid: 11 categories, 15 purposes, 7 recipients, 8 cookies\n"
+        f"{REPO_POLICY}: valid: 11 categories, 15 purposes, 7 recipients, 9 cookies\n"
     )
 
 

@@ -28,7 +28,7 @@ def test_p11_1_p11_2_the_declaration_lists_every_cookie_of_the_policy(
     tables = declared(client)
     cells = [row for row in tables.rows if row]
     assert cells == declared_cookies(runtime.policy)
-    assert len(cells) == len(runtime.policy.cookies) == 8
+    assert len(cells) == len(runtime.policy.cookies) == 9
     lifetimes = {row[0]: row[5] for row in cells}
     assert lifetimes == {
         "privault_session": "until you close the browser",

@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import re
 import xml.etree.ElementTree as ET
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 from fastapi.testclient import TestClient
@@ -22,9 +22,9 @@ from privault.clock import FrozenClock
 from privault.rights.service import Channel
 from privault.runtime import Runtime
 from privault.staff import totp
-from privault.staff.service import NewStaff
+from privault.staff.service import SESSION_HOURS, NewStaff
 from privault.vault.models import SubjectKey
-from privault.web.console.access import PAGES
+from privault.web.console.access import PAGES, STAFF_COOKIE
 
 LOGIN = "/staff/login"
 
@@ -99,6 +99,16 @@ def test_p4_1_staff_log_in_with_a_totp_code_into_a_strict_cookie_of_their_own(
         LOGIN, data={**form, "next": "https://evil.example/"}, follow_redirects=False
     )
     assert elsewhere.headers["location"] == "/staff"
+
+
+def test_p11_1_the_staff_cookie_is_declared_as_it_is_set(runtime: Runtime) -> None:
+    """The cookie list names every cookie the site sets (P11.1): the console's too, with
+    the lifetime of a staff session."""
+    (declared,) = [c for c in runtime.policy.cookies if c.name == STAFF_COOKIE]
+    assert declared.category == "strictly_necessary" and declared.kind == "persistent"
+    assert declared.lifetime is not None
+    start = datetime(2027, 1, 20, 9, tzinfo=UTC)
+    assert declared.lifetime.add_to(start) - start == timedelta(hours=SESSION_HOURS)
 
 
 def test_p4_1_a_wrong_code_or_password_gets_one_message_and_nothing_echoed(
