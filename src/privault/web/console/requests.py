@@ -172,8 +172,9 @@ def act(
     rights = runtime.rights(db)
     try:
         if step == "carry_out":
-            # In transactions of the engine's own, as the sweep's: this request's
-            # transaction only read.
+            # In transactions of the engine's own, as the sweep's. This request's transaction
+            # only read, but it is ended first: on SQLite it holds the write lock.
+            db.commit()
             engine = runtime.rights_engine()
             engine.carry_out(request_id, runtime.mailer().deliver_pending, actor=caller.actor)
         else:
