@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import tomllib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from html.parser import HTMLParser
@@ -21,6 +22,7 @@ import pytest
 from fastapi.testclient import TestClient
 from httpx2 import Response
 from sqlalchemy import Connection, select, text
+from starlette.routing import Route
 
 from mailkit import with_files
 from privault.clock import FrozenClock
@@ -495,3 +497,15 @@ def wait_for_advisory_lock_waiter(conn: Connection, what: str) -> None:
     while not conn.scalar(waiting):
         assert time.monotonic() < deadline, f"{what} never reached the lock"
         time.sleep(0.01)
+
+
+def route_paths(routes: Iterable[Any], method: str = "GET", prefix: str = "") -> Iterator[str]:
+    """The paths of the app's routes answering ``method``, through included routers (which
+    FastAPI keeps as wrappers around the router included), mounts left out."""
+    for item in routes:
+        if isinstance(item, Route):
+            if method in (item.methods or ()):
+                yield prefix + item.path
+        elif hasattr(item, "original_router"):
+            inner = prefix + item.include_context.prefix
+            yield from route_paths(item.original_router.routes, method, inner)

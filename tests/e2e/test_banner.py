@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,9 +17,8 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import BrowserContext, Locator, Page, expect
 from playwright.sync_api import Route as Routed
-from starlette.routing import Route
 
-from factories import revised
+from factories import revised, route_paths
 from privault.clock import SystemClock
 from privault.config import REPO_POLICY, Settings
 from privault.db import make_engine, make_sessionmaker
@@ -489,18 +487,6 @@ def test_p11_4_with_every_optional_cookie_refused_the_service_still_works(
     assert visits.elsewhere == []
 
 
-def get_routes(routes: Iterable[Any], prefix: str = "") -> Iterator[str]:
-    """The paths of every GET route, through included routers (which FastAPI now keeps
-    as wrappers around the router included)."""
-    for item in routes:
-        if isinstance(item, Route):
-            if "GET" in (item.methods or ()):
-                yield prefix + item.path
-        elif hasattr(item, "original_router"):
-            inner = prefix + item.include_context.prefix
-            yield from get_routes(item.original_router.routes, inner)
-
-
 def html_paths(settings: Settings, username: str) -> list[str]:
     """Every GET page of the app outside the API, its path parameters filled in: the
     person's username, and a made-up value for anything else (a "not found" page is a page
@@ -511,7 +497,7 @@ def html_paths(settings: Settings, username: str) -> list[str]:
     finally:
         runtime.close()
     paths = []
-    for path in get_routes(app.routes):
+    for path in route_paths(app.routes):
         if path.startswith("/api/") or path in {"/openapi.json", "/healthz"}:
             continue
         path = path.replace("{username}", username)

@@ -4,16 +4,13 @@ opens learns neither the page it came from (no Referer) nor gets a handle on our
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
-from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
-from starlette.routing import BaseRoute
 
-from factories import kallu_data
+from factories import kallu_data, route_paths
 from privault.policy import build_policy
 from privault.policy.render import render
 from privault.policy.wording import Format
@@ -48,24 +45,17 @@ def unsafe(html: str) -> list[str]:
     return [href for href, rel in Links(html).links if external(href) and not rel >= SAFE]
 
 
-def page_paths(routes: list[BaseRoute], prefix: str = "") -> Iterator[str]:
-    """The paths of the GET routes outside the API, those of included routers too."""
-    for route in routes:
-        included = getattr(route, "original_router", None)
-        if included is not None:  # FastAPI >= 0.16x keeps an included router whole
-            yield from page_paths(included.routes, prefix + route.include_context.prefix)  # type: ignore[attr-defined]
-        elif isinstance(route, APIRoute) and "GET" in route.methods:
-            path = prefix + route.path
-            if not path.startswith(("/api/", "/openapi")):
-                yield path
-
-
 def test_p10_1_every_page_the_site_serves_links_other_sites_without_referrer(
     client: TestClient, runtime: Runtime
 ) -> None:
     # Every page route, a path parameter filled with a value it does not know (its error
     # page is a page too), then every page of the site those pages link to.
-    todo = [re.sub(r"\{[^}]+\}", "1", path) for path in page_paths(client.app.routes)]  # type: ignore[attr-defined]
+    pages = route_paths(client.app.routes)  # type: ignore[attr-defined]
+    todo = [
+        re.sub(r"\{[^}]+\}", "1", path)
+        for path in pages
+        if not path.startswith(("/api/", "/openapi"))
+    ]
     seen: set[str] = set()
     checked: dict[str, int] = {}
     while todo:

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 import privault
-from factories import Person
+from factories import Person, route_paths
 from privault.web.headers import CONTENT_SECURITY_POLICY
 
 #: The served pages' templates. Documents read outside the site (the export's index.html,
@@ -25,16 +25,11 @@ def _directives(policy: str) -> dict[str, list[str]]:
     return {part[0]: part[1:] for part in parts}
 
 
-def _pages(client: TestClient) -> list[str]:
-    """Every GET route of the app, path parameters filled with a value that names nothing."""
-    paths = []
-    for route in client.app.routes:  # type: ignore[attr-defined]
-        methods = getattr(route, "methods", None) or set()
-        if "GET" not in methods:
-            continue
-        path = re.sub(r"\{[^}]+\}", "1", route.path)
-        paths.append(path)
-    return sorted(set(paths))
+def _paths(client: TestClient, method: str) -> list[str]:
+    """Every route of the app answering ``method``, path parameters filled with a value
+    that names nothing."""
+    routes = route_paths(client.app.routes, method)  # type: ignore[attr-defined]
+    return sorted({re.sub(r"\{[^}]+\}", "1", path) for path in routes})
 
 
 def test_the_policy_forbids_inline_scripts_and_styles_and_framing() -> None:
@@ -51,7 +46,7 @@ def test_every_page_carries_the_security_headers(client: TestClient, alice: Pers
         client.cookies.clear()
         if signed_in:
             client.cookies.set("privault_session", alice.token)
-        for path in _pages(client):
+        for path in _paths(client, "GET"):
             response = client.get(path, follow_redirects=False)
             assert response.status_code < 500, path
             headers = response.headers
@@ -100,3 +95,24 @@ def test_the_api_documentation_loads_no_inline_script(client: TestClient) -> Non
     assert "/static/docs.js" in page
     assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", page)
     assert client.get("/static/docs.js").status_code == 200
+
+
+def test_every_form_refuses_a_post_from_another_site(client: TestClient, alice: Person) -> None:
+    """CSRF: every page's form route (the API aside, which takes JSON and a bearer token
+    or the SameSite session cookie) refuses a post whose Origin is another site, signed in
+    or not, before it does anything."""
+    # One-click unsubscribe (RFC 8058) is posted by mail clients from their own servers:
+    # its unguessable token is the proof (tests/consent/test_unsubscribe.py).
+    forms = [
+        path for path in _paths(client, "POST") if not path.startswith(("/api/", "/unsubscribe/"))
+    ]
+    assert len(forms) > 20
+    for signed_in in (False, True):
+        client.cookies.clear()
+        if signed_in:
+            client.cookies.set("privault_session", alice.token)
+        for path in forms:
+            response = client.post(
+                path, data={"csrf": "x"}, headers={"Origin": "https://evil.example"}
+            )
+            assert response.status_code == 403, (path, response.status_code)

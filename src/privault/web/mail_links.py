@@ -20,7 +20,10 @@ from privault.web.pages import templates
 
 router = APIRouter(include_in_schema=False)
 
-NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+#: The token in these pages' address goes to no other site (the site's Referrer-Policy is
+#: same-origin); not ``no-referrer``, under which the confirm button's post would carry
+#: ``Origin: null`` and be refused as coming from another site.
+NO_STORE = {"Cache-Control": "no-store"}
 #: What a channel's mail or letters are, as the page says "stop ..." and "no more ...".
 WHAT = {
     ConsentChannel.NEWSLETTER: ("our newsletter", "newsletters"),
@@ -58,7 +61,9 @@ def unsubscribe_form(token: str, request: Request, runtime: RuntimeDep, db: DB) 
 @router.post("/unsubscribe/{token}", response_class=HTMLResponse)
 def unsubscribe(token: str, request: Request, runtime: RuntimeDep, db: DB) -> Response:
     """Withdraw the consent the link names: 200 also when it was withdrawn already, 404
-    (nothing changed) for a link that is not ours."""
+    (nothing changed) for a link that is not ours. Open to posts from anywhere: a mail
+    client's one-click unsubscribe (RFC 8058) posts from its own servers; the link's token,
+    which only the person's mail holds, is what makes it theirs."""
     try:
         channel = runtime.unsubscriber(db).unsubscribe(token)
     except UnsubscribeLinkInvalid:
