@@ -246,8 +246,8 @@ def fill_person(client: TestClient, pbx: dict[str, str], *, locked: bool = False
     """Register, log in, make a cookie choice (P1.2) and visit a page with analytics
     (P2.1, P2.2), fill the profile (P2.4), buy (P2.8),
     choose a username and post (P2.9), write to support (P2.10), set a PIN (P7.5), keep a
-    number list (P2.6), fail PIN checks (locking the room when ``locked``) and get two CDRs
-    from the PBX (P2.7)."""
+    number list (P2.6), fail PIN checks (locking the room when ``locked``), get two CDRs
+    from the PBX (P2.7) and ask for a password reset link."""
     email, name, password = f"{marker('em')}@example.com", marker("nm"), marker("pw")
     made = client.post(
         "/api/v1/accounts", json={"email": email, "password": password, "display_name": name}
@@ -315,6 +315,8 @@ def fill_person(client: TestClient, pbx: dict[str, str], *, locked: bool = False
     assert ingested.status_code == 200 and ingested.json()["accepted"] == 2, ingested.text
     kept = [email, name, room_id, interest, *fields.values(), billing_name, address, token]
     kept += [billing_email, username, post, subject, message, list_name, label, *numbers, *callers]
+    forgot = client.post("/password/forgot", data={"email": email}, follow_redirects=False)
+    assert forgot.status_code in (200, 303), forgot.text  # a reset link, unused (P7.2)
     kept.append(subscribe_everywhere(client, subject_id, email, auth))
     kept.append(enclose_a_file(client, email))
     return Filled(

@@ -33,6 +33,7 @@ def test_p11_1_p11_2_the_declaration_lists_every_cookie_of_the_policy(
     assert lifetimes == {
         "privault_session": "until you close the browser",
         "privault_consent": "6 months",
+        "privault_staff": "8 hours",
         "_ga": "2 years",
         "_ga_<container-id>": "2 years",
         "_gid": "1 day",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import secrets
 import zipfile
 from email import message_from_bytes
@@ -102,7 +103,8 @@ def test_p9_1_the_export_holds_every_value_of_every_table_and_erasure_removes_th
         assert value in csvs, value
         assert value in html, value
     assert not any(v in as_json for v in other_values)
-    assert "80417263" not in as_json and "password" not in as_json
+    assert "80417263" not in as_json and "$argon2" not in as_json  # no PIN, no password hash
+    assert not re.search(r"\"password(_hash)?\"", as_json)
     mapped = {e.table for e in tables() if e.in_export}
     assert {r["table"] for c in document["categories"] for r in c["records"]} == mapped
     transactions = next(c for c in document["categories"] if c["id"] == "transactions")
