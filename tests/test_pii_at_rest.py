@@ -106,8 +106,9 @@ def test_p7_1_p7_5_no_personal_data_in_plaintext_at_rest_or_in_logs(
         pbx = {"Authorization": f"Bearer {PbxTokenService(session, runtime.clock).create('p')}"}
     markers, list_ids = _register_everyone(client, pbx)
     # Each person: the address check, the link to confirm the request by mail, the reply
-    # to that mail, the newsletter's confirmation link and a marketing mail.
-    assert runtime.mailer().deliver_pending(limit=10 * PEOPLE) == 5 * PEOPLE
+    # to that mail, the newsletter's confirmation link, a marketing mail and a password
+    # reset link.
+    assert runtime.mailer().deliver_pending(limit=10 * PEOPLE) == 6 * PEOPLE
 
     if backend == "sqlite":
         runtime.close()

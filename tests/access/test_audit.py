@@ -289,12 +289,12 @@ def test_p7_1_the_head_follows_every_entry(runtime: Runtime, alice: Person) -> N
     assert second.entries == first.entries + 1
 
 
-def _drop_the_head_as_before_0016(settings: Settings) -> None:
+def _drop_the_head_as_before_0017(settings: Settings) -> None:
     engine = make_engine(settings.db_url)
     try:
         with engine.begin() as conn:
             conn.execute(text("DROP TABLE access_log_head"))
-            conn.execute(text("UPDATE alembic_version SET version_num = '0015'"))
+            conn.execute(text("UPDATE alembic_version SET version_num = '0016'"))
     finally:
         engine.dispose()
 
@@ -326,7 +326,7 @@ def test_p7_1_a_log_from_before_heads_gets_its_head_once_on_upgrade(
     prepare(fresh_settings).dispose()
     entries = _verify_fresh(fresh_settings).entries
     assert entries >= 1
-    _drop_the_head_as_before_0016(fresh_settings)
+    _drop_the_head_as_before_0017(fresh_settings)
 
     prepare(fresh_settings).dispose()
     upgraded = _verify_fresh(fresh_settings)
