@@ -462,10 +462,21 @@ class Runtime:
 
 
 def prepare(settings: Settings, engine: Engine | None = None) -> Engine:
-    """Create the data folder, keyring and schema if missing; migrate an existing one."""
+    """Create the data folder, keyring and schema if missing; migrate an existing one.
+    An engine made here is disposed of when that fails (no connection left open)."""
+    if engine is not None:
+        return _prepare(settings, engine)
+    made = make_engine(settings.db_url)
+    try:
+        return _prepare(settings, made)
+    except BaseException:
+        made.dispose()
+        raise
+
+
+def _prepare(settings: Settings, engine: Engine) -> Engine:
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     MaildirTransport(settings.maildir)
-    engine = engine or make_engine(settings.db_url)
     headless = not inspect(engine).has_table("access_log_head")
     migrate(engine)
     if not settings.keyring_path.exists():
