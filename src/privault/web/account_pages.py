@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from privault.errors import InvalidInput
+from privault.service.accounts import MAX_DISPLAY_NAME
 from privault.service.emails import check_email
 from privault.service.errors import (
     EmailTaken,
@@ -37,8 +38,6 @@ NO_STORE = {"Cache-Control": "no-store"}
 SAME_ORIGIN = [Depends(require_same_origin)]
 FormText = Annotated[str, Form()]
 NextField = Annotated[str, Form(alias="next")]
-#: As long as the API's ``RegisterIn`` lets a display name be.
-MAX_DISPLAY_NAME = 100
 #: Where a person goes after logging in or signing up, unless sent back elsewhere.
 HOME = "/room"
 
