@@ -1,4 +1,5 @@
-"""Shared pieces of the benchmarks: a throwaway data folder per backend, and printing."""
+"""Shared pieces of the benchmarks: a throwaway data folder per backend, served processes,
+and the figures each benchmark records for bench/REPORT.md."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
@@ -28,6 +30,42 @@ STARTUP_SECONDS = 60
 PG_URL = os.environ.get("PRIVAULT_BENCH_DATABASE_URL") or os.environ.get(
     "PRIVAULT_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One measured figure beside the raw baseline measured in the same run."""
+
+    bench: str
+    backend: str
+    figure: str
+    value: float
+    unit: str
+    baseline: str
+    baseline_value: float
+    ratio: float
+    target: str = ""
+
+
+#: Every figure recorded in this process, in order; bench/run.py writes them to REPORT.md.
+FIGURES: list[Figure] = []
+
+
+def record(
+    bench: str,
+    backend: str,
+    figure: str,
+    value: float,
+    unit: str,
+    baseline: str,
+    baseline_value: float,
+    ratio: float,
+    target: str = "",
+) -> None:
+    """Keeps a figure for the report; each benchmark prints its own line as well."""
+    FIGURES.append(
+        Figure(bench, backend, figure, value, unit, baseline, baseline_value, ratio, target)
+    )
 
 
 def postgres_reachable() -> bool:
