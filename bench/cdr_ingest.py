@@ -32,7 +32,7 @@ from typing import Any
 import httpx2
 from sqlalchemy import text
 
-from common import backends, data_folder, free_port, make_people, served
+from common import Figure, backends, data_folder, free_port, make_people, record, served
 from privault.config import Settings
 from privault.db import bind_value, make_engine
 from privault.runtime import Runtime, open_runtime, prepare
@@ -221,6 +221,18 @@ def library(backend: str) -> None:
             + ("  (target >= 0.15)" if backend == "sqlite" else ""),
             flush=True,
         )
+        record(
+            Figure(
+                "cdr_ingest",
+                backend,
+                f"{ROWS:,} CDRs through the library",
+                vault_rate,
+                "CDRs/s",
+                "plain executemany",
+                plain_rate,
+                target=">= 0.15" if backend == "sqlite" else "",
+            )
+        )
         runtime.close()
         engine.dispose()
 
@@ -267,6 +279,18 @@ def over_http(backend: str) -> None:
             f"{rates[1]:,.0f} CDRs/s (target >= 20,000 CDRs/s); plain executemany of the same "
             f"{2 * HTTP_ROWS} rows in transactions of {HTTP_BATCH}: {ceiling:,.0f} rows/s",
             flush=True,
+        )
+        record(
+            Figure(
+                "cdr_ingest",
+                backend,
+                f"CDRs over HTTP, batches of {HTTP_BATCH}",
+                rates[1],
+                "CDRs/s",
+                "plain executemany",
+                ceiling,
+                target=">= 20,000 CDRs/s",
+            )
         )
 
 

@@ -34,38 +34,32 @@ PG_URL = os.environ.get("PRIVAULT_BENCH_DATABASE_URL") or os.environ.get(
 
 @dataclass(frozen=True)
 class Figure:
-    """One measured figure beside the raw baseline measured in the same run."""
+    """One measured figure beside the raw baseline measured in the same run (none for an
+    absolute target such as a latency bound)."""
 
     bench: str
     backend: str
     figure: str
     value: float
     unit: str
-    baseline: str
-    baseline_value: float
-    ratio: float
+    baseline: str | None = None
+    baseline_value: float | None = None
     target: str = ""
+
+    @property
+    def ratio(self) -> float | None:
+        if self.baseline_value is None:
+            return None
+        return self.value / self.baseline_value
 
 
 #: Every figure recorded in this process, in order; bench/run.py writes them to REPORT.md.
 FIGURES: list[Figure] = []
 
 
-def record(
-    bench: str,
-    backend: str,
-    figure: str,
-    value: float,
-    unit: str,
-    baseline: str,
-    baseline_value: float,
-    ratio: float,
-    target: str = "",
-) -> None:
+def record(figure: Figure) -> None:
     """Keeps a figure for the report; each benchmark prints its own line as well."""
-    FIGURES.append(
-        Figure(bench, backend, figure, value, unit, baseline, baseline_value, ratio, target)
-    )
+    FIGURES.append(figure)
 
 
 def postgres_reachable() -> bool:

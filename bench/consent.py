@@ -26,7 +26,7 @@ from contextlib import contextmanager
 
 import httpx2
 
-from common import backends, data_folder, free_port, served
+from common import Figure, backends, data_folder, free_port, record, served
 
 REQUESTS = int(os.environ.get("CONSENT_BENCH_REQUESTS", "2000"))
 VIEWS_PER_VISIT = 10
@@ -129,6 +129,18 @@ def main() -> None:
                 print(
                     f"consent[{backend}] {name}: {mine:,.0f}/s through Privault, "
                     f"{base:,.0f}/s bare FastAPI, ratio {mine / base:.2f} (target >= 0.3)"
+                )
+                record(
+                    Figure(
+                        "consent",
+                        backend,
+                        name,
+                        mine,
+                        "req/s",
+                        "bare FastAPI, same routes",
+                        base,
+                        target=">= 0.3",
+                    )
                 )
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from common import backends, data_folder, free_port
+from common import Figure, backends, data_folder, free_port, record
 
 # The tests' DKIM signer and in-process DNS: the same mail the tests send.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -160,6 +160,17 @@ def run(backend: str) -> None:
                 f"mail_intake reading: {len(raws):,} messages, {ours:,.0f}/s through parse + "
                 f"classify, email parser {raw:,.0f}/s, ratio {ours / raw:.2f}"
             )
+            record(
+                Figure(
+                    "mail_intake",
+                    "any",
+                    "messages read (parse + classify)",
+                    ours,
+                    "messages/s",
+                    "email parser",
+                    raw,
+                )
+            )
         else:
             raw = parser_rate(raws)
         rate, filed = smtp_rate(runtime, raws, dns)
@@ -167,6 +178,17 @@ def run(backend: str) -> None:
             f"mail_intake[{backend}] SMTP on loopback: {rate:,.0f} messages/s "
             f"({filed:,} of them filed as verified requests), email parser {raw:,.0f}/s, "
             f"ratio {rate / raw:.3f}"
+        )
+        record(
+            Figure(
+                "mail_intake",
+                backend,
+                "messages over SMTP on loopback",
+                rate,
+                "messages/s",
+                "email parser",
+                raw,
+            )
         )
         runtime.close()
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import httpx2
 
-from common import backends, data_folder, free_port, served
+from common import Figure, backends, data_folder, free_port, record, served
 from privault.config import Settings
 from privault.runtime import open_runtime, prepare
 from privault.service.pbx import PbxTokenService
@@ -88,6 +88,18 @@ def run(backend: str) -> float:
             f"(ratio {right / healthz:.3f}); wrong PIN, unknown room {wrong:,.0f} req/s "
             f"(ratio {wrong / healthz:.3f})"
         )
+        for what, value in (("right PIN", right), ("wrong PIN, unknown room", wrong)):
+            record(
+                Figure(
+                    "pin_check",
+                    backend,
+                    f"PIN checks, {what}",
+                    value,
+                    "req/s",
+                    "GET /healthz",
+                    healthz,
+                )
+            )
         return right
 
 

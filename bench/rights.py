@@ -43,7 +43,7 @@ import time
 from sqlalchemy import Engine, text
 
 from cdr_ingest import callers, synthetic_cdr
-from common import backends, data_folder, make_people
+from common import Figure, backends, data_folder, make_people, record
 from privault.rights.export import Exporter
 from privault.rights.models import RightsRequest
 from privault.rights.service import Channel
@@ -263,6 +263,28 @@ def run(backend: str) -> None:
             f"erasure through the engine {erase_ms:,.0f} ms, {erased_rows:,} rows deleted in "
             f"{erased_tables} tables; run {time.perf_counter() - began:,.0f} s",
             flush=True,
+        )
+        record(
+            Figure(
+                "rights",
+                backend,
+                f"access export, {OWN:,} CDRs",
+                export,
+                "s",
+                "raw indexed SELECT + decrypt",
+                baseline,
+                target="<= 3",
+            )
+        )
+        record(
+            Figure(
+                "rights",
+                backend,
+                f"crypto-shred at {CDRS:,} CDRs (median)",
+                statistics.median(late),
+                "ms",
+                target="< 100 ms",
+            )
         )
         runtime.close()
         engine.dispose()

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import text
 
-from common import backends, data_folder
+from common import Figure, backends, data_folder, record
 from privault.db import bind_value, make_engine
 from privault.runtime import open_runtime, prepare
 from privault.service.models import ProfileField
@@ -81,6 +81,18 @@ def run(backend: str) -> float:
             f"vault_write[{backend}]: {ROWS} rows; vault {vault_rate:,.0f} rows/s, "
             f"plain executemany {plain_rate:,.0f} rows/s, ratio {ratio:.3f}"
             + ("  (target >= 0.25)" if backend == "sqlite" else "")
+        )
+        record(
+            Figure(
+                "vault_write",
+                backend,
+                f"{ROWS:,} encrypted profile values",
+                vault_rate,
+                "rows/s",
+                "plain executemany",
+                plain_rate,
+                target=">= 0.25" if backend == "sqlite" else "",
+            )
         )
         engine.dispose()
         return ratio
