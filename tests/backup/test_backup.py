@@ -18,7 +18,12 @@ from sqlalchemy import Engine, func, select
 from conftest import Database
 from factories import fill_person, register, run_cli
 from privault.backup.archive import Writer
-from privault.backup.errors import BackupMismatch, BackupUnreadable, BackupWrongKeyring
+from privault.backup.errors import (
+    BackupMismatch,
+    BackupUnreadable,
+    BackupWrongKeyring,
+    RestoreRefused,
+)
 from privault.backup.service import Kind, Restored, restore_backup, write_backup
 from privault.config import Settings
 from privault.db import Base
@@ -199,9 +204,11 @@ def test_p7_1_a_lost_database_comes_back_from_the_data_and_key_backups(
             restore(other, keys)
         without = restore(other, data)  # no keys: everyone is unreadable, so erased
         assert person.subject_id in without.keyless
-        restored = restore(other, data, keys=keys, replace=True)
+        restored = restore(other, data, keys=keys)
         assert restored.keyless == [] and restored.keys_from == "file"
         assert email_of(other, person.subject_id) == person.kept[0]
+        with pytest.raises(RestoreRefused, match="only into a database that was lost"):
+            restore(other, data, keys=keys, replace=True)
     finally:
         other.close()
 
@@ -331,6 +338,13 @@ def test_p7_1_the_commands_back_up_refuse_to_overwrite_people_and_restore(
     broken = run_cli(fresh_settings, tmp_path, "restore", str(cut), "--replace")
     assert broken.returncode == 1 and len(broken.stderr.splitlines()) == 1, broken.stderr
     assert broken.stderr.startswith("privault: cut.pvbk ")
+
+    keys = tmp_path / "apart" / "keys.pvkeys"
+    kept = run_cli(fresh_settings, tmp_path, "keys", "backup", "--output", str(keys))
+    assert kept.returncode == 0, kept.stderr
+    assert stat.S_IMODE(keys.stat().st_mode) == 0o600
+    over = run_cli(fresh_settings, tmp_path, "restore", str(path), "--keys", str(keys), "--replace")
+    assert over.returncode == 1 and len(over.stderr.splitlines()) == 1, over.stderr
 
     restored = run_cli(fresh_settings, tmp_path, "restore", str(path), "--replace")
     assert restored.returncode == 0, restored.stderr

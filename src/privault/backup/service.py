@@ -157,7 +157,8 @@ def restore_backup(
     key backup ``keys`` (for a database lost); either way only people the backup holds
     keep theirs. People left without a key were erased after the backup: ``erase`` deletes
     what is left of them. Raises ``RestoreRefused`` when the database holds people and
-    ``replace`` is not set, ``BackupMismatch``, ``BackupWrongKeyring``, ``BackupUnreadable``."""
+    ``replace`` is not set, or ``keys`` is; ``BackupMismatch``, ``BackupWrongKeyring``,
+    ``BackupUnreadable``."""
     with ExitStack() as stack:
         data = _open(stack, path, keyring, Kind.DATA)
         key_file = _open(stack, keys, keyring, Kind.KEYS) if keys is not None else None
@@ -165,6 +166,11 @@ def restore_backup(
             conn = session.connection()
             _fits(data, conn)
             people = session.scalar(select(func.count()).select_from(Subject)) or 0
+            if people and key_file is not None:
+                raise RestoreRefused(
+                    f"the database holds {people} person(s); a key backup is restored only "
+                    "into a database that was lost (it would undo erasures made since)"
+                )
             if people and not replace:
                 raise RestoreRefused(
                     f"the database holds {people} person(s); pass --replace to replace "
