@@ -23,7 +23,7 @@ import json
 import secrets
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, BinaryIO
@@ -75,6 +75,10 @@ def _encode(value: Any) -> Any:
     return value
 
 
+def _line(item: object) -> bytes:
+    return json.dumps(item, separators=(",", ":")).encode() + b"\n"
+
+
 def _decode(value: Any) -> Any:
     if isinstance(value, dict):
         if "b" in value:
@@ -120,14 +124,13 @@ class Writer:
         self._index = 0
 
     def table(self, name: str, columns: list[str]) -> None:
-        self._line({"table": name, "columns": columns})
+        self._add(_line({"table": name, "columns": columns}))
 
-    def row(self, values: tuple[Any, ...]) -> None:
-        self._line([_encode(v) for v in values])
+    def rows(self, rows: Iterable[Sequence[Any]]) -> None:
+        self._add(b"".join(_line([_encode(v) for v in row]) for row in rows))
 
-    def _line(self, item: object) -> None:
-        self._pending += self._zip.compress(json.dumps(item, separators=(",", ":")).encode())
-        self._pending += self._zip.compress(b"\n")
+    def _add(self, lines: bytes) -> None:
+        self._pending += self._zip.compress(lines)
         while len(self._pending) >= CHUNK:
             self._chunk(bytes(self._pending[:CHUNK]), _MORE)
             del self._pending[:CHUNK]
@@ -214,15 +217,22 @@ class Reader:
         rest = b""
         try:
             for plain in self._plain():
-                lines = (rest + unzip.decompress(plain)).split(b"\n")
-                rest = lines.pop()
-                for line in lines:
-                    item = json.loads(line)
-                    if isinstance(item, dict):
-                        yield TableStart(str(item["table"]), [str(c) for c in item["columns"]])
-                    else:
-                        yield tuple(_decode(v) for v in item)
-            if rest or not unzip.eof:
+                # At most one chunk's size unpacked at a time, however well it compressed.
+                while plain:
+                    lines = (rest + unzip.decompress(plain, CHUNK)).split(b"\n")
+                    plain = unzip.unconsumed_tail
+                    rest = lines.pop()
+                    yield from map(_item, lines)
+            lines = (rest + unzip.flush()).split(b"\n")
+            if lines.pop() or not unzip.eof:
                 raise BackupUnreadable(f"{self.name}: the body ends mid-way")
+            yield from map(_item, lines)
         except (zlib.error, ValueError, KeyError, TypeError) as exc:
             raise BackupUnreadable(f"{self.name}: the body is damaged") from exc
+
+
+def _item(line: bytes) -> TableStart | tuple[Any, ...]:
+    item = json.loads(line)
+    if isinstance(item, dict):
+        return TableStart(str(item["table"]), [str(c) for c in item["columns"]])
+    return tuple(_decode(v) for v in item)

@@ -109,8 +109,7 @@ def write_backup(
                 seen = 0
                 result = conn.execute(select(table).execution_options(yield_per=BATCH))
                 for batch in result.partitions():
-                    for row in batch:
-                        writer.row(tuple(row))
+                    writer.rows(batch)
                     seen += len(batch)
                     progress(table.name, len(batch))
                 if seen != counts[table.name]:
