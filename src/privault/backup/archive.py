@@ -194,6 +194,8 @@ class Reader:
             if len(head) < 5:
                 raise BackupUnreadable(f"{self.name} is cut short (after {index} chunk(s))")
             flag, size = head[:1], struct.unpack(">I", head[1:])[0]
+            if size > CHUNK + 16:
+                raise BackupUnreadable(f"{self.name} is damaged at chunk {index}")
             sealed = self._stream.read(size)
             if len(sealed) < size or flag not in (_LAST, _MORE):
                 raise BackupUnreadable(f"{self.name} is cut short or damaged at chunk {index}")
