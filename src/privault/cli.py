@@ -659,7 +659,7 @@ def restore(
                 rt.keyring,
                 file,
                 rt.audit,
-                eraser.delete_rows,
+                eraser.erase_keyless,
                 keys=keys,
                 replace=replace,
                 progress=advance,

@@ -27,6 +27,7 @@ from privault.backup.errors import (
 from privault.backup.service import Kind, Restored, restore_backup, write_backup
 from privault.config import Settings
 from privault.db import Base
+from privault.rights.models import RightsRequest
 from privault.runtime import Runtime, open_runtime, prepare
 from privault.service.pbx import PbxTokenService
 from privault.vault import Keyring, SubjectKeyMissing
@@ -68,7 +69,7 @@ def restore(runtime: Runtime, path: Path, **options: Any) -> Restored:
         runtime.keyring,
         path,
         runtime.audit,
-        runtime.rights_engine().eraser.delete_rows,
+        runtime.rights_engine().eraser.erase_keyless,
         **options,
     )
 
@@ -160,6 +161,8 @@ def test_p0_4_a_person_erased_after_the_backup_stays_erased_in_the_restored_data
     runtime = runtime_of(served)
     pbx = pbx_of(runtime)
     gone, stays = (fill_person(served, pbx) for _ in range(2))
+    asked = served.post("/api/v1/me/requests", json={"kind": "restriction"}, headers=gone.auth)
+    assert asked.status_code == 201, asked.text
     path = backup(runtime, tmp_path / "before-erasure.pvbk")
     erase(served, gone.auth)
     assert rows_of(runtime, gone.subject_id) == 0
@@ -186,6 +189,9 @@ def test_p0_4_a_person_erased_after_the_backup_stays_erased_in_the_restored_data
     with runtime.factory() as session:
         assert session.get(Subject, gone.subject_id) is None
         assert runtime.audit.verify(session).ok
+        request = session.get(RightsRequest, asked.json()["id"])
+        assert request is not None and request.subject_id is None
+        assert request.state == "withdrawn" and request.details_ct is None
     assert email_of(runtime, stays.subject_id) == stays.kept[0]
 
 
