@@ -664,6 +664,8 @@ def restore(
                 replace=replace,
                 progress=advance,
             )
+        if done.keyless:
+            eraser.settle()
     finally:
         rt.close()
     source = "the key backup" if done.keys_from == "file" else "this database"

@@ -94,7 +94,7 @@ class Eraser:
                 self._step(session, request)
                 after = request.step
             if after == Step.DONE:
-                self._settle()
+                self.settle()
             if after in (before, Step.DONE):
                 return after
 
@@ -302,7 +302,7 @@ class Eraser:
             request.details_ct = None
         return erased
 
-    def _settle(self) -> None:
+    def settle(self) -> None:
         """SQLite: copy the WAL (old page versions included) into the database file, whose
         freed pages ``secure_delete`` has zeroed, and empty it."""
         with self.factory() as session:
