@@ -19,6 +19,7 @@ from sqlalchemy import Engine, func, select
 
 from conftest import Database
 from factories import fill_person, register, run_cli
+from privault.backup import archive
 from privault.backup.archive import Writer
 from privault.backup.errors import (
     BackupMismatch,
@@ -286,25 +287,41 @@ def test_p7_1_a_backup_taken_while_people_register_holds_one_moment(
         live.close()
 
 
+def chunks(content: bytes) -> tuple[bytes, list[bytes]]:
+    """A backup file's header part and its chunks, each with its flag and length."""
+    at = 12 + int.from_bytes(content[8:12], "big")  # magic, the header's length, the header
+    head, found = content[:at], []
+    while at < len(content):
+        end = at + 5 + int.from_bytes(content[at + 1 : at + 5], "big")
+        found.append(content[at:end])
+        at = end
+    return head, found
+
+
 def test_p7_1_a_damaged_or_foreign_backup_is_refused_and_changes_nothing(
-    served: TestClient, tmp_path: Path
+    served: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     runtime = runtime_of(served)
     fill_person(served, pbx_of(runtime))
+    monkeypatch.setattr(archive, "CHUNK", 512)  # a small database, yet several chunks
     path = backup(runtime, tmp_path / "good.pvbk")
     good = path.read_bytes()
     register(runtime, "dave")
     before = dump(runtime)
 
+    head, parts = chunks(good)
+    assert len(parts) > 3
     flipped = bytearray(good)
     flipped[-40] ^= 0x01
-    body = 12 + int.from_bytes(good[8:12], "big")  # magic, the header's length, the header
     damaged = {
         "flipped": bytes(flipped),
         "truncated": good[: len(good) // 2],
-        "body missing": good[:body],
+        "last chunk dropped": head + b"".join(parts[:-1]),
+        "chunks swapped": head + parts[1] + parts[0] + b"".join(parts[2:]),
+        "chunk repeated": head + parts[0] + b"".join(parts[:-1]),
+        "body missing": head,
         "header altered": good.replace(b'"created_at": "20', b'"created_at": "19', 1),
-        "data after the end": good + good[body:],
+        "data after the end": good + parts[0],
         "not a backup": b"hello",
     }
     for name, content in damaged.items():
