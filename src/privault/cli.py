@@ -612,8 +612,9 @@ def keys_backup(
     ],
 ) -> None:
     """Write the people's data keys (wrapped by the master keys) to an encrypted file, for a
-    database lost. It undoes erasures if restored over a live database: keep it apart and
-    delete it within the erasure deadline (30 days); see docs/backups.md."""
+    database lost (`restore --keys`). It holds the keys of people erased after it was made:
+    keep it apart from the data backups and delete it within the erasure deadline (30
+    days); see docs/backups.md."""
     rt = runtime()
     try:
         _backup(rt, output, Kind.KEYS)
