@@ -22,7 +22,7 @@ import typer
 from jinja2 import TemplateError
 from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import Progress
+from rich.progress import Progress, TaskID
 from rich.table import Table
 from rich.text import Text
 from sqlalchemy import Engine
@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from privault import demo as demo_data
 from privault.access.audit import Event
+from privault.backup.service import Kind, restore_backup, write_backup
 from privault.clock import SystemClock
 from privault.config import Settings
 from privault.consent.analytics import load_device_rules
@@ -64,6 +65,7 @@ from privault.service.cdrs import MAX_BATCH, RowResult, Status, time_zone
 from privault.service.pbx import PbxTokenService
 from privault.statistics.releases import RELEASES
 from privault.statistics.service import ReleaseEntry
+from privault.vault import Keyring
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -558,6 +560,124 @@ def keys_rotate(
             session, "cli", Event.KEYS_ROTATED, actor="operator", detail={"rewrapped": count}
         )
     out.print(f"master key {rt.keyring.active} is active; {count} data keys re-wrapped")
+
+
+def _backup(rt: Runtime, output: Path, kind: Kind) -> None:
+    engine = rt.factory.kw.get("bind")
+    assert isinstance(engine, Engine), "the CLI's runtime opens its own database"
+    with Progress(console=out, transient=True, disable=not out.is_terminal) as progress:
+        task = progress.add_task(f"{kind.value} backup", total=None)
+        written = write_backup(
+            engine, rt.keyring, output, rt.clock, kind, lambda _, rows: progress.advance(task, rows)
+        )
+    with rt.transaction() as session:
+        rt.audit.record(
+            session,
+            "cli",
+            Event.BACKUP_WRITTEN,
+            actor="operator",
+            detail={"backup": written.id, "kind": kind.value, "rows": sum(written.rows.values())},
+        )
+    out.print(
+        f"{written.path}: {sum(written.rows.values()):,} row(s) of {len(written.rows)} table(s)",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+@app.command()
+def backup(
+    output: Annotated[
+        Path | None,
+        typer.Option(help="The file to write; by default <data dir>/backups/<UTC time>.pvbk."),
+    ] = None,
+) -> None:
+    """Write an encrypted snapshot of the database while it serves: every table but the
+    people's data keys (see `keys backup`), so a person erased later stays erased in it.
+    Opens only with this keyring; see docs/backups.md."""
+    rt = runtime()
+    try:
+        stamp = f"{rt.clock.now():%Y%m%dT%H%M%SZ}"
+        _backup(rt, output or rt.settings.data_dir / "backups" / f"{stamp}.pvbk", Kind.DATA)
+    finally:
+        rt.close()
+
+
+@keys_app.command("backup")
+def keys_backup(
+    output: Annotated[
+        Path,
+        typer.Option(help="The file to write: keep it with the keyring's backups, not the data's."),
+    ],
+) -> None:
+    """Write the people's data keys (wrapped by the master keys) to an encrypted file, for a
+    database lost (`restore --keys`). It holds the keys of people erased after it was made:
+    keep it apart from the data backups and delete it within the erasure deadline (30
+    days); see docs/backups.md."""
+    rt = runtime()
+    try:
+        _backup(rt, output, Kind.KEYS)
+    finally:
+        rt.close()
+
+
+@app.command()
+def restore(
+    file: Annotated[Path, typer.Argument(help="A backup written by `privault backup`.")],
+    keys: Annotated[
+        Path | None,
+        typer.Option(help="A file of `keys backup`: only when the database itself was lost."),
+    ] = None,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Replace a database that holds people.")
+    ] = False,
+) -> None:
+    """Replace every table's rows with a backup's, in one transaction; the data keys stay
+    this database's own (or come from --keys), so people erased since the backup stay
+    erased: what is left of them is deleted. Needs the keyring the backup was made with."""
+    config = settings()
+    if not config.keyring_path.exists():
+        raise Failed(
+            f"keyring {config.keyring_path} not found; put the keyring's backup there first "
+            "(a backup opens only with its keyring)"
+        )
+    Keyring.load(config.keyring_path)  # refuses an exposed one before anything is made
+    prepare(config).dispose()
+    rt = open_runtime(config)
+    try:
+        eraser = rt.rights_engine().eraser
+        with Progress(console=out, transient=True, disable=not out.is_terminal) as progress:
+            bars: dict[str, TaskID] = {}
+
+            def advance(table: str, rows: int) -> None:
+                if table not in bars:
+                    bars[table] = progress.add_task(table, total=None)
+                progress.advance(bars[table], rows)
+
+            done = restore_backup(
+                rt.factory,
+                rt.keyring,
+                file,
+                rt.audit,
+                eraser.erase_keyless,
+                keys=keys,
+                replace=replace,
+                progress=advance,
+            )
+        if done.keyless:
+            eraser.settle()
+    finally:
+        rt.close()
+    source = "the key backup" if done.keys_from == "file" else "this database"
+    out.print(
+        f"restored backup {done.id}: {sum(done.rows.values()):,} row(s) in "
+        f"{len(done.rows)} table(s); data keys from {source}; {len(done.keyless)} person(s) "
+        "of the backup had no key (erased since it was made): what was left of them deleted",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 @audit_app.command("verify")

@@ -7,7 +7,8 @@ import secrets
 import sqlite3
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -111,7 +112,9 @@ def make_engine(
         def _on_begin(conn: Connection) -> None:
             # IMMEDIATE takes the write lock up front: a deferred transaction that
             # read first would fail to upgrade under WAL when another wrote meanwhile.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # A snapshot only reads, so it takes no lock at all (see ``snapshot``).
+            snap = conn.get_execution_options().get("snapshot")
+            conn.exec_driver_sql("BEGIN DEFERRED" if snap else "BEGIN IMMEDIATE")
 
         return engine
     engine = create_engine(url, **kwargs)
@@ -173,6 +176,21 @@ def _ping_when_idle(engine: Engine, after: float) -> None:
         except engine.dialect.loaded_dbapi.Error as exc:
             # The pool drops this connection and checks out another (or connects afresh).
             raise DisconnectionError("the pooled connection is gone") from exc
+
+
+@contextmanager
+def snapshot(engine: Engine) -> Iterator[Connection]:
+    """A read-only transaction that sees the whole database as it was at one moment, for as
+    long as it lasts, while writers carry on. SQLite: a deferred transaction, whose first
+    read fixes what it sees in the WAL and which holds no lock writers wait for.
+    PostgreSQL: REPEATABLE READ, READ ONLY (as pg_dump reads)."""
+    with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            conn.execution_options(snapshot=True)
+        else:
+            conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+        with conn.begin():
+            yield conn
 
 
 def make_sessionmaker(bind: Engine | Connection) -> sessionmaker[Session]:

@@ -64,6 +64,8 @@ class Event(StrEnum):
     MESSAGE_RECEIVED = "message:received"
     MAIL_COPY_READ = "mail:copy_read"
     KEYS_ROTATED = "keys:rotated"
+    BACKUP_WRITTEN = "backup:written"
+    BACKUP_RESTORED = "backup:restored"
     HOLD_PLACED = "hold:placed"
     HOLD_RELEASED = "hold:released"
     STAFF_ADDED = "staff:added"

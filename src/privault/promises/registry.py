@@ -227,6 +227,8 @@ MECHANISMS: dict[str, tuple[Mechanism, ...]] = {
         code("envelope encryption with per-person keys", "privault.vault.service.Vault.encrypt"),
         code("the hash-chained access log", "privault.access.audit.AuditLog.verify"),
         code("the keyring", "privault.vault.keyring.Keyring"),
+        code("encrypted, consistent backups", "privault.backup.service.write_backup"),
+        code("restoring them", "privault.backup.service.restore_backup"),
     ),
     "P7.2": (
         code("personal-data endpoints need a login", "privault.web.deps.get_caller"),

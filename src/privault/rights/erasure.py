@@ -94,7 +94,7 @@ class Eraser:
                 self._step(session, request)
                 after = request.step
             if after == Step.DONE:
-                self._settle()
+                self.settle()
             if after in (before, Step.DONE):
                 return after
 
@@ -278,7 +278,31 @@ class Eraser:
             other.subject_id = None
             other.details_ct = None
 
-    def _settle(self) -> None:
+    def erase_keyless(self, session: Session, subject_id: str) -> Erased:
+        """Finish erasing a person whose data key is already gone, as in a backup restored
+        from before their erasure: rows nobody can open any more. Their rows go, and their
+        requests keep only their proof; open ones end (an erasure as done)."""
+        erased = self.delete_rows(session, subject_id)
+        rights = self.rights(session)
+        for request in session.scalars(
+            select(RightsRequest).where(RightsRequest.subject_id == subject_id)
+        ).all():
+            if State(request.state).open:
+                done = request.kind == "erasure"
+                if done:
+                    request.step = Step.DONE
+                rights.close(
+                    request.id,
+                    State.COMPLETED if done else State.WITHDRAWN,
+                    actor="system:restore",
+                    outcome="the person's data key was destroyed before this backup was restored; "
+                    "their data is erased",
+                )
+            request.subject_id = None
+            request.details_ct = None
+        return erased
+
+    def settle(self) -> None:
         """SQLite: copy the WAL (old page versions included) into the database file, whose
         freed pages ``secure_delete`` has zeroed, and empty it."""
         with self.factory() as session:

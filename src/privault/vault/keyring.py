@@ -28,6 +28,7 @@ SECRET_NAMES = (
     "retention",
     "staff",
     "unsubscribe",
+    "backup",
 )
 
 

@@ -1,0 +1,1 @@
+"""Backups: encrypted, consistent snapshots of the database, and their restore."""
