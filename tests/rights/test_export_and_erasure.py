@@ -234,3 +234,12 @@ def test_p9_1_a_download_link_works_once_for_its_person_only(served: TestClient)
     assert values[0] in zipfile.ZipFile(io.BytesIO(first.content)).read("data.json").decode()
     api_error(client.get(path, headers=auth), 410, "download_gone")
     api_error(client.get("/api/v1/me/exports/made-up", headers=auth), 404, "download_not_found")
+
+
+def test_the_api_spec_declares_the_410_of_a_used_download_link(client: TestClient) -> None:
+    """Found by the fuzzer (issue 11): the download answered an undeclared 410."""
+    spec = client.get("/openapi.json").json()
+    declared = spec["paths"]["/api/v1/me/exports/{token}"]["get"]["responses"]
+    assert declared["410"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ErrorOut"
+    }

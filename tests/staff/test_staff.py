@@ -73,6 +73,18 @@ def test_p4_1_a_staff_login_needs_the_password_and_a_fresh_code(
     assert ann.password not in str(actions)
 
 
+def test_a_staff_login_under_a_name_no_staff_can_have_is_refused_like_any_other(
+    client_at: TestClient, at: Runtime, clock: FrozenClock
+) -> None:
+    """Found by the fuzzer (issue 11): a NUL in the name was a 500 on PostgreSQL."""
+    ann = add(at, "ann", "privacy_officer")
+    code = totp.code_at(secret_of(ann), totp.step_of(clock.now()))
+    for name in ("a\x00nn", "Ann", "ann\n", "\u00e4nn"):
+        typed = {"name": name, "password": ann.password, "code": code}
+        api_error(client_at.post(f"{STAFF}/session", json=typed), 401, "invalid_credentials")
+    assert client_at.post(f"{STAFF}/session", json={**typed, "name": "ann"}).status_code == 200
+
+
 def test_p9_4_staff_work_the_queue_overdue_first(
     client_at: TestClient, at: Runtime, clock: FrozenClock
 ) -> None:

@@ -135,7 +135,12 @@ class StaffService:
     def login(self, name: str, password: str, code: str) -> str:
         """A session token for a working day. Needs the password and a TOTP code not used
         before; raises ``StaffLoginFailed`` (one answer for every reason) and logs it."""
-        member = self.session.scalar(select(StaffMember).where(StaffMember.name == name))
+        # A name no staff member can have is not looked up: PostgreSQL refuses some (a NUL).
+        member = (
+            self.session.scalar(select(StaffMember).where(StaffMember.name == name))
+            if _NAME.fullmatch(name)
+            else None
+        )
         good = self.passwords.verify(member.password_hash if member else None, password)
         step = None
         if member is not None and good and member.disabled_at is None:

@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from privault.errors import (
@@ -118,6 +119,22 @@ def _describe(exc: RequestValidationError) -> tuple[int, str, str]:
     return 422, "invalid_request", f"{loc}: {message}{more}"
 
 
+#: The methods a 405's ``Allow`` may name.
+METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _allowed(request: Request) -> str:
+    """Every method the requested path answers. Starlette's own ``Allow`` names only the
+    methods of the first route whose path matches, and each method of a path is a route of
+    its own. Mounts (static files) match any method: they answer for themselves."""
+    routes = [r for r in request.app.router.routes if not isinstance(r, Mount)]
+    return ", ".join(
+        method
+        for method in METHODS
+        if any(r.matches({**request.scope, "method": method})[0] is Match.FULL for r in routes)
+    )
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(PrivaultError)
     async def _domain(_: Request, exc: PrivaultError) -> JSONResponse:
@@ -144,7 +161,10 @@ def install(app: FastAPI) -> None:
             # other than a JSONDecodeError: bad UTF-8, nesting too deep, an over-long integer.
             return error(400, "malformed_json", "the request body is not valid JSON")
         code = HTTP_CODES.get(exc.status_code, "error")
-        return error(exc.status_code, code, str(exc.detail), exc.headers)
+        headers = exc.headers
+        if exc.status_code == 405 and (allowed := _allowed(request)):
+            headers = {**(headers or {}), "Allow": allowed}
+        return error(exc.status_code, code, str(exc.detail), headers)
 
 
 class CatchAll:

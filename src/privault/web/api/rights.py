@@ -10,6 +10,7 @@ from privault.policy.model import RequestKind
 from privault.rights.export import ExportKind
 from privault.rights.schemas import RequestIn, RequestOut, RequestsOut
 from privault.rights.service import Channel
+from privault.service.schemas import ErrorOut
 from privault.web.deps import DB, CallerDep, OpenCallerDep, RuntimeDep
 
 router = APIRouter(tags=["rights"])
@@ -92,7 +93,10 @@ def export_now(
 @router.get(
     "/me/exports/{token}",
     response_class=Response,
-    responses={200: {"content": {ZIP: {}}, "description": "The export as a zip."}},
+    responses={
+        200: {"content": {ZIP: {}}, "description": "The export as a zip."},
+        410: {"model": ErrorOut, "description": "The link was used or has expired."},
+    },
 )
 def download_export(
     token: Annotated[str, Path(max_length=100)], caller: OpenCallerDep, runtime: RuntimeDep, db: DB
