@@ -78,6 +78,10 @@ def make_engine(
     is checkpointed every 10,000 pages: a batch that lands in random places of an index
     rewrites many pages, and a small checkpoint interval writes them out again and again.
 
+    A thread that finds every pooled connection in use waits for one as long as it takes,
+    in turn, where SQLAlchemy's default gives up after 30 s: under a burst of requests the
+    service queues them rather than answering 500 (the load bench found it on SQLite).
+
     A PostgreSQL URL may carry libpq options, e.g. ``?options=-csearch_path%3Dtenant``
     for a schema. A PostgreSQL connection idle for more than ``ping_after`` seconds is
     checked before use (see ``_ping_when_idle``); ``on_connect`` are statements (session
@@ -87,7 +91,7 @@ def make_engine(
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-            kwargs = {"pool_use_lifo": True} | kwargs
+            kwargs = {"pool_use_lifo": True, "pool_timeout": None} | kwargs
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
         )
@@ -114,7 +118,7 @@ def make_engine(
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    engine = create_engine(url, **kwargs)
+    engine = create_engine(url, **{"pool_timeout": None} | kwargs)
     _postgresql(engine, ping_after, on_connect)
     return engine
 
