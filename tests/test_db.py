@@ -6,6 +6,7 @@ import os
 import queue
 import threading
 from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, DateTime, text
@@ -112,4 +113,39 @@ def test_a_checkout_from_a_busy_pool_waits_its_turn_instead_of_failing(
     assert second.execute(text("SELECT 1")).scalar_one() == 1
     second.close()
     waiter.join()
+    engine.dispose()
+
+
+def test_sqlite_transactions_of_one_process_wait_their_turn_not_for_the_busy_timeout(
+    tmp_path: Path,
+) -> None:
+    """Threads queue for SQLite's write lock in the process, so a transaction waits for
+    another's end however long it lasts: here its busy timeout is 0, and without the queue
+    its BEGIN IMMEDIATE would fail at once with "database is locked"."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'turns.db'}")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (n INTEGER)"))
+    first = engine.connect()
+    first.execute(text("INSERT INTO t VALUES (1)"))
+    second = engine.connect()
+    second.connection.dbapi_connection.execute("PRAGMA busy_timeout=0")  # type: ignore[union-attr]
+    failures: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            with second.begin():
+                second.execute(text("INSERT INTO t VALUES (2)"))
+        except BaseException as exc:
+            failures.append(exc)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    writer.join(timeout=2)  # time for it to reach the lock; it must still be waiting
+    assert writer.is_alive() and not failures
+    first.commit()
+    writer.join(timeout=60)
+    assert not failures
+    assert second.execute(text("SELECT count(*) FROM t")).scalar_one() == 2
+    first.close()
+    second.close()
     engine.dispose()
