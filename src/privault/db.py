@@ -126,8 +126,9 @@ def _take_turns(engine: Engine) -> None:
     waiting its turn however long it takes, rather than in SQLite's busy handler, which
     polls, so that under a burst of requests some lost every poll until the busy timeout
     and answered 500 (the load bench). The busy timeout still bounds waiting for another
-    process. A turn ends once the transaction's COMMIT or ROLLBACK is done, the pool's
-    rollback of a connection given back with its transaction open included."""
+    process. A turn ends once the transaction's COMMIT or ROLLBACK is done (the pool's
+    rollback of a connection given back with its transaction open included), or when its
+    connection is invalidated or closed."""
     turn = threading.Lock()
     #: The DBAPI connection whose turn it is.
     holder: list[object] = [None]
@@ -135,7 +136,10 @@ def _take_turns(engine: Engine) -> None:
     commit, rollback = dialect.do_commit, dialect.do_rollback
 
     def _end(connection: Any) -> None:
-        if holder[0] is not None and holder[0] is connection.dbapi_connection:
+        _end_of(connection.dbapi_connection)
+
+    def _end_of(dbapi_connection: object) -> None:
+        if holder[0] is not None and holder[0] is dbapi_connection:
             holder[0] = None
             turn.release()
 
@@ -153,6 +157,12 @@ def _take_turns(engine: Engine) -> None:
 
     dialect.do_commit = do_commit  # type: ignore[method-assign]
     dialect.do_rollback = do_rollback  # type: ignore[method-assign]
+
+    @event.listens_for(engine.pool, "invalidate")
+    @event.listens_for(engine.pool, "close")
+    def _on_gone(dbapi_connection: object, *_: object) -> None:
+        # A connection thrown away in its transaction (a broken one) ends its turn too.
+        _end_of(dbapi_connection)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
