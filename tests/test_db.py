@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
+import queue
+import threading
 from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
-from sqlalchemy import DateTime, text
+from sqlalchemy import Connection, DateTime, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from privault.config import Settings
 from privault.db import binder, make_engine, new_id
 from privault.service.cards import contains_card_number
 from privault.service.models import CallRecord
@@ -89,3 +93,59 @@ def test_a_connection_used_a_moment_ago_goes_unchecked_and_one_failure_renews_th
     finally:
         engine.dispose()
         admin.dispose()
+
+
+def test_a_checkout_from_a_busy_pool_waits_its_turn_instead_of_failing(
+    fresh_settings: Settings,
+) -> None:
+    """Under a burst of requests every pooled connection may be in use: the next request
+    waits for one however long it takes (SQLAlchemy's default gives up after 30 s, and the
+    request would answer 500), and gets the one given back."""
+    engine = make_engine(fresh_settings.db_url, pool_size=1, max_overflow=0)
+    assert engine.pool.timeout() is None
+    held = engine.connect()
+    handed: queue.Queue[Connection] = queue.Queue()
+    waiter = threading.Thread(target=lambda: handed.put(engine.connect()))
+    waiter.start()
+    assert handed.empty()
+    held.close()
+    second = handed.get(timeout=60)
+    assert second.execute(text("SELECT 1")).scalar_one() == 1
+    second.close()
+    waiter.join()
+    engine.dispose()
+
+
+def test_sqlite_transactions_of_one_process_wait_their_turn_not_for_the_busy_timeout(
+    tmp_path: Path,
+) -> None:
+    """Threads queue for SQLite's write lock in the process, so a transaction waits for
+    another's end however long it lasts: here its busy timeout is 0, and without the queue
+    its BEGIN IMMEDIATE would fail at once with "database is locked"."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'turns.db'}")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (n INTEGER)"))
+    first = engine.connect()
+    first.execute(text("INSERT INTO t VALUES (1)"))
+    second = engine.connect()
+    second.connection.dbapi_connection.execute("PRAGMA busy_timeout=0")  # type: ignore[union-attr]
+    failures: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            with second.begin():
+                second.execute(text("INSERT INTO t VALUES (2)"))
+        except BaseException as exc:
+            failures.append(exc)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    writer.join(timeout=2)  # time for it to reach the lock; it must still be waiting
+    assert writer.is_alive() and not failures
+    first.commit()
+    writer.join(timeout=60)
+    assert not failures
+    assert second.execute(text("SELECT count(*) FROM t")).scalar_one() == 2
+    first.close()
+    second.close()
+    engine.dispose()

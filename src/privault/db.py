@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 import sqlite3
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -25,7 +26,7 @@ from sqlalchemy import (
     event,
     text,
 )
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -79,6 +80,10 @@ def make_engine(
     is checkpointed every 10,000 pages: a batch that lands in random places of an index
     rewrites many pages, and a small checkpoint interval writes them out again and again.
 
+    A thread that finds every pooled connection in use waits for one as long as it takes,
+    in turn, where SQLAlchemy's default gives up after 30 s: under a burst of requests the
+    service queues them rather than answering 500 (the load bench found it on SQLite).
+
     A PostgreSQL URL may carry libpq options, e.g. ``?options=-csearch_path%3Dtenant``
     for a schema. A PostgreSQL connection idle for more than ``ping_after`` seconds is
     checked before use (see ``_ping_when_idle``); ``on_connect`` are statements (session
@@ -88,7 +93,7 @@ def make_engine(
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-            kwargs = {"pool_use_lifo": True} | kwargs
+            kwargs = {"pool_use_lifo": True, "pool_timeout": None} | kwargs
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
         )
@@ -108,18 +113,88 @@ def make_engine(
             cursor.execute("PRAGMA journal_size_limit=67108864")
             cursor.close()
 
-        @event.listens_for(engine, "begin")
-        def _on_begin(conn: Connection) -> None:
-            # IMMEDIATE takes the write lock up front: a deferred transaction that
-            # read first would fail to upgrade under WAL when another wrote meanwhile.
-            # A snapshot only reads, so it takes no lock at all (see ``snapshot``).
-            snap = conn.get_execution_options().get("snapshot")
-            conn.exec_driver_sql("BEGIN DEFERRED" if snap else "BEGIN IMMEDIATE")
-
+        _take_turns(engine)
         return engine
-    engine = create_engine(url, **kwargs)
+    engine = create_engine(url, **{"pool_timeout": None} | kwargs)
     _postgresql(engine, ping_after, on_connect)
     return engine
+
+
+#: Seconds a thread waits for its turn at SQLite's write lock before giving up.
+TURN_TIMEOUT = 120.0
+
+
+def _take_turns(engine: Engine) -> None:
+    """Every transaction takes SQLite's one write lock up front (BEGIN IMMEDIATE): a
+    deferred one that read first would fail to upgrade under WAL when another wrote
+    meanwhile. The engine's threads queue for it on a lock of this process first, each
+    waiting its turn however long it takes, rather than in SQLite's busy handler, which
+    polls, so that under a burst of requests some lost every poll until the busy timeout
+    and answered 500 (the load bench). The busy timeout still bounds waiting for another
+    process. A turn ends once the transaction's COMMIT or ROLLBACK is done (the pool's
+    rollback of a connection given back with its transaction open included), or when its
+    connection is invalidated or closed. A thread waits at most TURN_TIMEOUT for its turn
+    (then "database is locked", as SQLite's own busy timeout would say), and one that
+    opens a second transaction inside its own turn does not queue behind itself."""
+    turn = threading.Lock()
+    #: The DBAPI connection whose turn it is.
+    holder: list[object] = [None]
+    #: The thread whose turn it is.
+    owner: list[int | None] = [None]
+    dialect = engine.dialect
+    commit, rollback = dialect.do_commit, dialect.do_rollback
+
+    def _end(connection: Any) -> None:
+        _end_of(connection.dbapi_connection)
+
+    def _end_of(dbapi_connection: object) -> None:
+        if holder[0] is not None and holder[0] is dbapi_connection:
+            holder[0] = owner[0] = None
+            turn.release()
+
+    def do_commit(dbapi_connection: Any) -> None:
+        try:
+            commit(dbapi_connection)
+        finally:
+            _end(dbapi_connection)
+
+    def do_rollback(dbapi_connection: Any) -> None:
+        try:
+            rollback(dbapi_connection)
+        finally:
+            _end(dbapi_connection)
+
+    dialect.do_commit = do_commit  # type: ignore[method-assign]
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
+
+    @event.listens_for(engine.pool, "invalidate")
+    @event.listens_for(engine.pool, "close")
+    def _on_gone(dbapi_connection: object, *_: object) -> None:
+        # A connection thrown away in its transaction (a broken one) ends its turn too.
+        _end_of(dbapi_connection)
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        if conn.get_execution_options().get("snapshot"):
+            # A snapshot only reads, so it takes no lock at all (see ``snapshot``).
+            conn.exec_driver_sql("BEGIN DEFERRED")
+            return
+        if owner[0] == threading.get_ident():
+            # This thread's own turn is open on another connection: queueing behind it
+            # would wait forever, so SQLite's busy timeout decides, as without turns.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        if not turn.acquire(timeout=TURN_TIMEOUT):
+            raise OperationalError(
+                "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")
+            )
+        holder[0], owner[0] = conn.connection.dbapi_connection, threading.get_ident()
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            holder[0] = owner[0] = None
+            turn.release()
+            raise
 
 
 def make_async_engine(

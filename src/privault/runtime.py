@@ -47,7 +47,7 @@ from privault.rights.engine import RightsEngine
 from privault.rights.erasure import Eraser
 from privault.rights.holdings import Holdings
 from privault.rights.service import RightsService
-from privault.service.accounts import AccountService
+from privault.service.accounts import AccountService, Login
 from privault.service.cdrs import CdrService
 from privault.service.messages import MessageService
 from privault.service.numbers import DialInService, NumberListService
@@ -161,6 +161,18 @@ class Runtime:
             session_lifetime=timedelta(days=self.settings.session_days),
             source=source,
         )
+
+    def log_in(self, email: str, password: str, source: str = "api") -> Login:
+        """``AccountService.login`` with the Argon2id verification between two short
+        transactions rather than inside one: a transaction holds SQLite's one write lock from
+        its first statement (on PostgreSQL, a pooled connection), and a verification takes a
+        tenth of a second of a core, during which every other write would wait. Raises as
+        ``login`` does; a refusal stays on record."""
+        with self.transaction() as session:
+            stored = self.accounts(session, source).password_hash_of(email)
+        checked = self.passwords.check(stored, password)
+        with self.transaction() as session:
+            return self.accounts(session, source).login(email, password, checked)
 
     def acceptances(self, session: Session, source: str = "api") -> PolicyAcceptances:
         """Answers to the policy's versions, measured against this runtime's current one."""

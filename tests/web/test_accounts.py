@@ -13,13 +13,15 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from fastapi.testclient import TestClient
 from httpx2 import Response
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from factories import Person, api_error, unique_email
 from privault.access.models import AccessLogEntry
+from privault.config import Settings
 from privault.notify.models import OutboxMessage
-from privault.runtime import Runtime
+from privault.runtime import Runtime, open_runtime, prepare
 from privault.service.models import Account
+from privault.service.passwords import Passwords
 from privault.web.app import create_app
 
 PASSWORD = "correct-horse-battery-42"
@@ -492,3 +494,41 @@ def test_401_says_how_to_authenticate(client: TestClient) -> None:
     response = client.get("/api/v1/me")
     api_error(response, 401, "not_authenticated")
     assert response.headers["www-authenticate"] == "Bearer"
+
+
+class CountingPasswords(Passwords):
+    """Argon2id as configured, noting how many of ``engine``'s connections are checked out
+    each time a password is verified."""
+
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        super().__init__(settings.argon2_time_cost, settings.argon2_memory_kib)
+        self.engine = engine
+        self.held: list[int] = []
+
+    def verify(self, stored: str | None, password: str) -> bool:
+        self.held.append(self.engine.pool.checkedout())
+        return super().verify(stored, password)
+
+
+def test_login_verifies_the_password_holding_no_database_connection(
+    fresh_settings: Settings,
+) -> None:
+    """A login's Argon2id verification runs outside any transaction: on SQLite a transaction
+    holds the one write lock, so every write would wait for the hash (issue 11's load run)."""
+    prepare(fresh_settings).dispose()
+    runtime = open_runtime(fresh_settings)
+    engine = runtime.factory.kw["bind"]
+    runtime.passwords = counting = CountingPasswords(fresh_settings, engine)
+    try:
+        with TestClient(create_app(runtime)) as client:
+            address = unique_email("carol")
+            register(client, address)
+            assert login(client, address, PASSWORD).status_code == 200
+            api_error(login(client, address, PASSWORD + "-wrong"), 401, "invalid_credentials")
+            api_error(login(client, unique_email("nobody"), PASSWORD), 401, "invalid_credentials")
+            page = client.post("/login", data={"email": address, "password": PASSWORD})
+            assert page.status_code == 200
+            assert "privault_session" in client.cookies
+    finally:
+        runtime.close()
+    assert counting.held == [0, 0, 0, 0]

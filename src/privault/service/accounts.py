@@ -29,7 +29,7 @@ from privault.service.errors import (
     VerificationInvalid,
 )
 from privault.service.models import Account, EmailVerification, LoginSession, PasswordReset
-from privault.service.passwords import Passwords, check_strength
+from privault.service.passwords import PasswordCheck, Passwords, check_strength
 from privault.service.rooms import RoomService
 from privault.vault import Field, Vault
 from privault.vault.crypto import token_digest
@@ -202,13 +202,24 @@ class AccountService:
         )
         return account.subject_id
 
-    def login(self, email: str, password: str) -> Login:
-        """Open a session; raises ``InvalidCredentials`` without saying which part was wrong."""
+    def password_hash_of(self, email: str) -> str | None:
+        """The password hash of the account registered with ``email``, or ``None``: for a
+        check made outside the transaction that logs in (``Runtime.log_in``)."""
+        return self.session.scalar(
+            select(Account.password_hash).where(Account.email_index == self._email_index(email))
+        )
+
+    def login(self, email: str, password: str, checked: PasswordCheck | None = None) -> Login:
+        """Open a session; raises ``InvalidCredentials`` without saying which part was wrong.
+        ``checked``: the password already verified against the account's hash, trusted while
+        the account still has that hash (else verified again here)."""
         account = self.session.scalar(
             select(Account).where(Account.email_index == self._email_index(email))
         )
-        verified = self.passwords.verify(account.password_hash if account else None, password)
-        if not verified or account is None or account.closed_at is not None:
+        stored = account.password_hash if account else None
+        if checked is None or checked.stored != stored:
+            checked = self.passwords.check(stored, password)
+        if not checked.ok or account is None or account.closed_at is not None:
             self.audit.record(
                 self.session,
                 self.source,

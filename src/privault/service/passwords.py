@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
@@ -61,6 +63,15 @@ def check_strength(password: str, *, email: str = "") -> None:
         raise WeakPassword("password must not contain the email address")
 
 
+@dataclass(frozen=True)
+class PasswordCheck:
+    """A password verified against ``stored``, the hash an account had then (``None``: there
+    was no account)."""
+
+    stored: str | None
+    ok: bool
+
+
 class Passwords:
     """Argon2id hashing; the cost comes from the settings (defaults: RFC 9106's second choice)."""
 
@@ -78,6 +89,10 @@ class Passwords:
             return self._hasher.verify(stored or self._dummy, password) and stored is not None
         except (VerificationError, InvalidHashError):
             return False
+
+    def check(self, stored: str | None, password: str) -> PasswordCheck:
+        """``verify``, remembering the hash it was checked against."""
+        return PasswordCheck(stored, self.verify(stored, password))
 
     def needs_rehash(self, stored: str) -> bool:
         return self._hasher.check_needs_rehash(stored)

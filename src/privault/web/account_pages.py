@@ -136,7 +136,6 @@ def login_form(
 def login(
     request: Request,
     runtime: RuntimeDep,
-    db: DB,
     email: FormText = "",
     password: FormText = "",
     next_: NextField = "",
@@ -152,7 +151,7 @@ def login(
     if errors:
         return _render(request, "login.html", 422, values=values, errors=errors)
     try:
-        done = runtime.accounts(db, source="web").login(email, password)
+        done = runtime.log_in(email, password, source="web")
     except InvalidCredentials as exc:
         return _render(
             request, "login.html", status_of(exc), values=values, errors={"form": exc.detail}

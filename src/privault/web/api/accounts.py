@@ -55,11 +55,9 @@ def verify(body: VerifyIn, runtime: RuntimeDep, db: DB) -> VerifyOut:
 
 
 @router.post("/session", response_model=LoginOut)
-def login(
-    body: LoginIn, request: Request, response: Response, runtime: RuntimeDep, db: DB
-) -> LoginOut:
+def login(body: LoginIn, request: Request, response: Response, runtime: RuntimeDep) -> LoginOut:
     """Log in: the token comes back in the body and as the strictly necessary session cookie."""
-    done = runtime.accounts(db).login(str(body.email), body.password)
+    done = runtime.log_in(str(body.email), body.password)
     set_session_cookie(response, request, done.token)
     return LoginOut(token=done.token, expires_in=int(done.expires_in.total_seconds()))
 
