@@ -194,7 +194,8 @@ def run_cli(
     )
 
 
-STARTUP_SECONDS = 60
+#: Generous: on a loaded machine a cold start of the web stack takes a minute.
+STARTUP_SECONDS = 180
 
 
 def free_port() -> int:

@@ -44,7 +44,7 @@ SEED = 11
 #: How many answers the client gets between two kills, at most (at least one).
 MOST_ANSWERS_BETWEEN_KILLS = 12
 #: One kill of the server in this many takes the worker down with it.
-WORKER_KILLED_ONE_IN = 3
+WORKER_KILLED_ONE_IN = 4
 #: A mail a killed worker left "sending" is taken over this soon (the default is minutes).
 ENV = {"PRIVAULT_WORKER_INTERVAL": "0.2", "PRIVAULT_OUTBOX_LEASE": "2"}
 ANSWER_SECONDS = 180
