@@ -25,7 +25,7 @@ import httpx2
 import pytest
 from sqlalchemy import func, select
 
-from factories import Site, cdr, child_environment, run_cli, unique_email
+from factories import STARTUP_SECONDS, Site, cdr, child_environment, run_cli, unique_email
 from privault.config import Settings
 from privault.consent.models import ChannelConsent
 from privault.db import Base
@@ -46,8 +46,9 @@ MOST_ANSWERS_BETWEEN_KILLS = 12
 #: One kill of the server in this many takes the worker down with it.
 WORKER_KILLED_ONE_IN = 4
 #: A mail a killed worker left "sending" is taken over this soon (the default is minutes).
-ENV = {"PRIVAULT_WORKER_INTERVAL": "0.2", "PRIVAULT_OUTBOX_LEASE": "2"}
-ANSWER_SECONDS = 180
+ENV = {"PRIVAULT_WORKER_INTERVAL": "0.5", "PRIVAULT_OUTBOX_LEASE": "2"}
+#: A request is sent again until answered; a restart may take a cold start of the web stack.
+ANSWER_SECONDS = STARTUP_SECONDS + 60
 DRAIN_SECONDS = 90
 STAYERS = 3
 CHANNEL = "marketing_email"
