@@ -6,11 +6,12 @@ import base64
 import copy
 import os
 import secrets
+import socket
 import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from html.parser import HTMLParser
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx2
 import pytest
 from fastapi.testclient import TestClient
 from httpx2 import Response
@@ -190,6 +192,96 @@ def run_cli(
         timeout=120,
         check=False,
     )
+
+
+#: Generous: on a loaded machine a cold start of the web stack takes a minute.
+STARTUP_SECONDS = 180
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def child_environment(settings: Settings, env: Mapping[str, str] = {}) -> dict[str, str]:
+    """The environment of a `privault` child process on the data folder and database of
+    ``settings`` (none of this process's own PRIVAULT_ settings), with ``env`` added."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PRIVAULT_")}
+    environment.update(
+        PRIVAULT_DATA_DIR=str(settings.data_dir),
+        PRIVAULT_DATABASE_URL=settings.db_url,
+        PRIVAULT_ARGON2_TIME_COST=str(settings.argon2_time_cost),
+        PRIVAULT_ARGON2_MEMORY_KIB=str(settings.argon2_memory_kib),
+        **env,
+    )
+    return environment
+
+
+class Site:
+    """`privault serve` on 127.0.0.1 with a data folder of its own; ``env`` adds settings
+    (PRIVAULT_POLICY_FILE, ...). ``port`` restarts a site where a stopped one served; its
+    output is appended to the same log."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        folder: Path,
+        env: Mapping[str, str] = {},
+        *,
+        worker: bool = False,
+        port: int | None = None,
+    ) -> None:
+        port = self.port = port or free_port()
+        self.settings = settings
+        self.url = f"http://127.0.0.1:{port}"
+        self.output = folder / f"serve-{port}.log"
+        environment = child_environment(settings, {"PRIVAULT_BASE_URL": self.url, **env})
+        command = Path(sys.executable).with_name("privault")
+        with self.output.open("ab") as log:
+            self.process = subprocess.Popen(
+                [str(command), "serve", "--port", str(port)] + ([] if worker else ["--no-worker"]),
+                env=environment,
+                cwd=folder,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        self._wait()
+
+    def log(self) -> str:
+        return self.output.read_text(errors="replace")
+
+    def _wait(self) -> None:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"serve exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                if httpx2.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx2.TransportError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        pytest.fail(f"serve did not answer within {STARTUP_SECONDS}s:\n{self.log()}")
+
+    def stop(self) -> int:
+        """SIGTERM, as a service manager stops it; fails the test if that does not stop it."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+                pytest.fail(f"serve did not stop on SIGTERM; log:\n{self.log()}")
+        return self.process.returncode
+
+    def kill(self) -> None:
+        """SIGKILL, as a power cut or the OOM killer stops it: no shutdown runs."""
+        self.process.kill()
+        self.process.wait()
 
 
 #: A caller's number from the range Ofcom keeps for drama.

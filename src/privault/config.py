@@ -49,6 +49,13 @@ class Settings(BaseSettings):
     worker_interval: float = Field(
         default=5.0, gt=0, le=3600, description="Seconds between two rounds of the sweeps."
     )
+    outbox_lease: float = Field(
+        default=600.0,
+        gt=0,
+        le=86400,
+        description="Seconds a sweep may take to send a mail it claimed; a mail left claimed "
+        "by a worker that died is sent by another sweep after this.",
+    )
     policy_check_interval: float = Field(
         default=30.0,
         gt=0,

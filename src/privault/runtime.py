@@ -470,6 +470,7 @@ class Runtime:
             self.transport(),
             self.settings.mail_from,
             self.clock,
+            lease=timedelta(seconds=self.settings.outbox_lease),
         )
 
 

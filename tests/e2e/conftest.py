@@ -15,12 +15,9 @@ import os
 import re
 import secrets
 import shutil
-import socket
-import subprocess
-import sys
 import time
 import zipfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.policy import default as default_policy
@@ -28,17 +25,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import httpx2
 import pytest
 
 from conftest import Database
+from factories import Site
 from privault.config import Settings
 from privault.runtime import open_runtime
 from privault.staff import totp
 from privault.staff.service import NewStaff
 
 CHROMIUM = os.environ.get("PRIVAULT_TEST_CHROMIUM", "/usr/bin/chromium")
-STARTUP_SECONDS = 60
 MAIL_SECONDS = 30
 PAGES = Path(__file__).parent / "pages"
 
@@ -63,79 +59,6 @@ def browser() -> Iterator[Any]:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         yield launched
         launched.close()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-class Site:
-    """`privault serve` on 127.0.0.1 with a data folder of its own; ``env`` adds settings
-    (PRIVAULT_POLICY_FILE, ...)."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        folder: Path,
-        env: Mapping[str, str] = {},
-        *,
-        worker: bool = False,
-    ) -> None:
-        port = self.port = free_port()
-        self.settings = settings
-        self.url = f"http://127.0.0.1:{port}"
-        self.output = folder / f"serve-{port}.log"
-        environment = {k: v for k, v in os.environ.items() if not k.startswith("PRIVAULT_")}
-        environment.update(
-            PRIVAULT_DATA_DIR=str(settings.data_dir),
-            PRIVAULT_DATABASE_URL=settings.db_url,
-            PRIVAULT_BASE_URL=self.url,
-            PRIVAULT_ARGON2_TIME_COST=str(settings.argon2_time_cost),
-            PRIVAULT_ARGON2_MEMORY_KIB=str(settings.argon2_memory_kib),
-            **env,
-        )
-        command = Path(sys.executable).with_name("privault")
-        with self.output.open("wb") as log:
-            self.process = subprocess.Popen(
-                [str(command), "serve", "--port", str(port)] + ([] if worker else ["--no-worker"]),
-                env=environment,
-                cwd=folder,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        self._wait()
-
-    def log(self) -> str:
-        return self.output.read_text(errors="replace")
-
-    def _wait(self) -> None:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"serve exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                if httpx2.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx2.TransportError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        pytest.fail(f"serve did not answer within {STARTUP_SECONDS}s:\n{self.log()}")
-
-    def stop(self) -> int:
-        """SIGTERM, as a service manager stops it; fails the test if that does not stop it."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-                pytest.fail(f"serve did not stop on SIGTERM; log:\n{self.log()}")
-        return self.process.returncode
 
 
 class Visits:

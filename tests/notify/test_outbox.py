@@ -202,6 +202,30 @@ def test_a_crash_after_the_relay_took_the_mail_resends_it_once_with_the_same_mes
     assert (row.state, row.attempts, row.payload_ct) == ("sent", 2, None)
 
 
+def test_a_mail_a_killed_worker_left_sending_goes_once_the_configured_lease_has_passed(
+    base_settings: Settings, at: Runtime, clock: FrozenClock
+) -> None:
+    short = open_runtime(
+        base_settings.model_copy(update={"outbox_lease": 30.0}), factory=at.factory, clock=clock
+    )
+    alice = someone(short, "alice")
+    [row_id] = queue(short, alice, 1)
+    mailer = short.mailer()
+    mailer.transport = relay = Recorder(crash_after=1)
+    with pytest.raises(PowerCut):
+        mailer.deliver_pending()
+    [row] = rows(at, [row_id])
+    assert row.state == "sending" and row.claimed_until is not None
+    assert aware(row.claimed_until) == clock.now() + timedelta(seconds=30)
+
+    assert mailer.deliver_pending() == 0
+    clock.advance(timedelta(seconds=31))
+    assert mailer.deliver_pending() == 1
+    assert relay.per_key() == {row_id: 2}
+    [row] = rows(at, [row_id])
+    assert (row.state, row.attempts) == ("sent", 2)
+
+
 def test_a_crash_before_the_maildir_is_told_is_delivered_once_there(
     at: Runtime, clock: FrozenClock, tmp_path: Path
 ) -> None:

@@ -74,7 +74,8 @@ TEMPLATES: dict[str, MailTemplate] = {
 #: Where a mail stands: waiting (perhaps for a retry), claimed by a sweep, sent, given up.
 STATES = ("pending", "sending", "sent", "failed")
 MAX_ATTEMPTS = 8
-#: How long a sweep may take to send a mail it claimed before another sweep may take it over.
+#: How long a sweep may take to send a mail it claimed before another sweep may take it over
+#: (the setting PRIVAULT_OUTBOX_LEASE).
 LEASE = timedelta(minutes=10)
 
 _templates = Environment(
@@ -208,7 +209,7 @@ class Mailer:
     sent outside any transaction, then settled in a second one. Two sweeps, in two
     processes, never both send a row: the claim is a conditional UPDATE and only the one
     whose UPDATE changed the row goes on. A crash loses nothing: a row left "sending" is
-    taken again once its lease has passed.
+    taken again once its lease (``lease``) has passed.
 
     The one window for a second copy: a crash after the relay accepted a mail and before
     it was marked sent leaves it "sending"; after the lease it is sent again, with the same
@@ -223,10 +224,12 @@ class Mailer:
         transport: Transport,
         sender: str,
         clock: Clock | None = None,
+        lease: timedelta = LEASE,
     ) -> None:
         self.factory = factory
         self.vault = vault
         self.transport = transport
+        self.lease = lease
         self.sender = sender
         self.clock = clock or SystemClock()
         self.domain = parseaddr(sender)[1].rpartition("@")[2] or "privault"
@@ -308,7 +311,7 @@ class Mailer:
                 .where(OutboxMessage.id == row_id, _claimable(now))
                 .values(
                     state="sending",
-                    claimed_until=now + LEASE,
+                    claimed_until=now + self.lease,
                     attempts=OutboxMessage.attempts + 1,
                 )
                 .execution_options(synchronize_session=False)
