@@ -7,6 +7,7 @@ import threading
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from privault.logs import run_id
 from privault.runtime import Runtime
 
 log = logging.getLogger("privault.worker")
@@ -24,16 +25,17 @@ class Worker:
     def sweep_once(self) -> int:
         """One pass: the policy version in force followed, requests by mail whose
         confirmation link expired refused, requests carried forward (their mail queued),
-        mail sent, and once a day the retention sweep."""
-        self.runtime.follow_policy()
-        with self.runtime.transaction() as session:
-            self.runtime.mail_intake(session).expire_unconfirmed()
-        self.runtime.rights_engine().run_once()
-        sent = self.runtime.mailer().deliver_pending()
-        retention = self.runtime.retention_sweep()
-        if retention.due():
-            retention.run()
-        return sent
+        mail sent, and once a day the retention sweep. What it logs carries a run id."""
+        with run_id():
+            self.runtime.follow_policy()
+            with self.runtime.transaction() as session:
+                self.runtime.mail_intake(session).expire_unconfirmed()
+            self.runtime.rights_engine().run_once()
+            sent = self.runtime.mailer().deliver_pending()
+            retention = self.runtime.retention_sweep()
+            if retention.due():
+                retention.run()
+            return sent
 
     def run(self) -> None:
         """Sweep every ``interval`` seconds until ``stop`` (in this thread)."""

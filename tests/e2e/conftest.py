@@ -32,6 +32,7 @@ import httpx2
 import pytest
 
 from conftest import Database
+from logscan import child_output
 from privault.config import Settings
 from privault.runtime import open_runtime
 from privault.staff import totp
@@ -135,6 +136,7 @@ class Site:
                 self.process.kill()
                 self.process.wait()
                 pytest.fail(f"serve did not stop on SIGTERM; log:\n{self.log()}")
+            child_output(self.log())
         return self.process.returncode
 
 
