@@ -36,6 +36,8 @@ SECRET_FIELD = re.compile(
     r"""|[?&](?:\w+_)?(?:pin|password)=[^&\s"\\]+"""
 )
 CARD = re.compile(r"(?<!\d)(?:\d{13,19}|\d{4}(?:[ -]\d{4}){3})(?!\d)")
+#: Where a card number could be (a quick first look: CARD alone is slow on long lines).
+_DIGITS = re.compile(r"\d[\d -]{11,}\d")
 _RUN = re.compile(r"[a-z0-9]+")
 #: Loggers of the tests' own side: the HTTP client logs each URL it asks for.
 CLIENT_LOGGERS = ("httpx2", "httpx")
@@ -93,11 +95,15 @@ def scan(lines: Iterable[str], markers: dict[str, str], own: frozenset[str]) -> 
             for value in anchors.get(run, ())
             if value in text
         }
-        if any(address not in own for address in EMAIL.findall(text)):
+        if "@" in text and any(address not in own for address in EMAIL.findall(text)):
             kinds.add("an e-mail address")
-        if SECRET_FIELD.search(text):
+        if ("pin" in text or "password" in text) and SECRET_FIELD.search(text):
             kinds.add("a PIN or password field")
-        if any(_luhn(re.sub(r"\D", "", card)) for card in CARD.findall(text)):
+        if any(
+            _luhn(re.sub(r"\D", "", card))
+            for digits in _DIGITS.findall(text)
+            for card in CARD.findall(digits)
+        ):
             kinds.add("a card number")
         yield from (Hit(number, kind) for kind in sorted(kinds))
 
