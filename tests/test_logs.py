@@ -3,6 +3,7 @@ request naming its route, never its path, and no exception's message anywhere (P
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import subprocess
@@ -97,6 +98,7 @@ def test_the_access_line_names_the_route_template_never_the_path(
 ) -> None:
     username, token = marker("user"), marker("token")
     caplog.set_level(logging.INFO)
+    caplog.handler.addFilter(logs.Ids())
     asks = [
         client.get(f"/u/{username}?ref={token}"),
         client.get(f"/api/v1/people/{username}"),
@@ -132,6 +134,7 @@ def test_p7_5_a_500_logs_the_class_and_the_request_id_not_the_message(
         raise RuntimeError(f"a message quoting input: {secret}")
 
     caplog.set_level(logging.INFO)
+    caplog.handler.addFilter(logs.Ids())
     with TestClient(app, raise_server_exceptions=False) as client:
         response = client.get("/boom", headers={"X-Request-ID": "trace-500-check"})
     api_error(response, 500, "internal_error")
@@ -142,6 +145,17 @@ def test_p7_5_a_500_logs_the_class_and_the_request_id_not_the_message(
     assert ours[1]["message"].startswith("unexpected RuntimeError")
     assert ours[2]["route"] == "/boom" and ours[2]["status"] == 500
     assert secret not in caplog.text
+
+
+def test_p7_5_the_smtp_servers_warnings_keep_neither_the_peer_nor_what_it_sent(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    importlib.import_module("privault.mail.server")  # which quiets aiosmtpd's log
+    address = marker("smtp") + "@example.com"
+    logging.getLogger("mail.log").warning(
+        "%r unrecognised: %s", ("203.0.113.9", 40123), f"MAIL FROM <{address}>"
+    )
+    assert caplog.messages == ["... unrecognised: ..."]
 
 
 def test_p7_5_a_database_error_does_not_quote_its_parameters(engine: Engine) -> None:
