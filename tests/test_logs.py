@@ -8,17 +8,19 @@ import json
 import logging
 import subprocess
 import sys
+import time
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from factories import api_error, marker
+from factories import api_error, marker, register
 from logscan import Hit, own_addresses, scan
 from privault import logs
 from privault.runtime import Runtime
 from privault.web.app import create_app
+from privault.worker import Worker
 
 
 def _record(message: str = "hello %d", *args: object, **extra: object) -> logging.LogRecord:
@@ -68,12 +70,35 @@ def test_p7_5_an_exception_is_logged_by_its_class_and_frames_never_its_message()
 
 def test_a_plain_line_names_the_request_and_the_run() -> None:
     with logs.run_id() as run:
+        with logs.run_id() as inner:
+            assert inner == run, "a part of a run logs with the run's id"
         record = _record("swept")
         logs.Ids().filter(record)
     assert logs.RUN_ID.get() is None
     line = logs.Plain().format(record)
     assert line.endswith(f"WARNING privault.test run_id={run}: swept")
     assert json.loads(logs.JsonLines().format(record))["run_id"] == run
+
+
+def test_what_a_worker_pass_logs_carries_its_run_id(
+    served: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    runtime: Runtime = served.app.state.runtime  # type: ignore[attr-defined]
+    register(runtime, "wanda")  # her address check is a mail to send
+    caplog.set_level(logging.INFO)
+    caplog.handler.addFilter(logs.Ids())
+    worker = Worker(runtime, interval=0.05)
+    worker.start()
+    deadline = time.monotonic() + 60
+    try:
+        while not (sent := [r for r in caplog.records if r.name == "privault.worker"]):
+            assert time.monotonic() < deadline, "the worker sent nothing within a minute"
+            time.sleep(0.02)
+    finally:
+        worker.stop()
+    assert sent[0].getMessage() == "outbox: 1 mail(s) sent"
+    assert logs.SAFE_ID.fullmatch(sent[0].run_id)  # type: ignore[attr-defined]
+    assert sent[0].request_id is None  # type: ignore[attr-defined]
 
 
 def test_a_request_id_is_made_or_taken_and_echoed(client: TestClient) -> None:

@@ -42,10 +42,12 @@ def new_id() -> str:
 
 @contextmanager
 def run_id() -> Iterator[str]:
-    """Tag every record logged inside with a fresh run id (one pass of the worker)."""
-    token = RUN_ID.set(new_id())
+    """Tag every record logged inside with a run id (one pass of the worker): a fresh one,
+    or the id of the run this is part of."""
+    value = RUN_ID.get() or new_id()
+    token = RUN_ID.set(value)
     try:
-        yield RUN_ID.get() or ""
+        yield value
     finally:
         RUN_ID.reset(token)
 

@@ -40,14 +40,15 @@ class Worker:
     def run(self) -> None:
         """Sweep every ``interval`` seconds until ``stop`` (in this thread)."""
         while not self._stop.is_set():
-            try:
-                sent = self.sweep_once()
-            except (SQLAlchemyError, OSError) as exc:
-                # A locked or unreachable database: the next round retries; nothing is lost.
-                log.warning("sweep failed: %s", type(exc).__name__)
-            else:
-                if sent:
-                    log.info("outbox: %d mail(s) sent", sent)
+            with run_id():
+                try:
+                    sent = self.sweep_once()
+                except (SQLAlchemyError, OSError) as exc:
+                    # A locked or unreachable database: the next round retries; nothing is lost.
+                    log.warning("sweep failed: %s", type(exc).__name__)
+                else:
+                    if sent:
+                        log.info("outbox: %d mail(s) sent", sent)
             self._stop.wait(self.interval)
 
     def start(self) -> None:
