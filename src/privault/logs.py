@@ -148,4 +148,3 @@ def configure(json_lines: bool, level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [prepared(logging.StreamHandler(sys.stderr), json_lines)]
     root.setLevel(level)
-    hide_exception_messages()
