@@ -19,6 +19,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Connection, Engine, text
 
 from factories import Person, register
+
+# The whole session's log, scanned for personal data at its end: logscan's hooks, taken
+# as this file's (factories imports logscan first, too early for ``pytest_plugins``).
+from logscan import pytest_configure, pytest_sessionfinish, pytest_terminal_summary  # noqa: F401
 from privault.clock import FrozenClock, SystemClock
 from privault.config import Settings
 from privault.db import make_engine, make_sessionmaker

@@ -26,6 +26,7 @@ from httpx2 import Response
 from sqlalchemy import Connection, select, text
 from starlette.routing import Route
 
+from logscan import child_output, remember
 from mailkit import with_files
 from privault.clock import FrozenClock
 from privault.config import Settings
@@ -75,22 +76,29 @@ def answered_call(
 
 def marker(kind: str) -> str:
     """A unique text to look for in rows and logs. It starts and ends with a letter and
-    holds at most 12 digits, so no text built around it can look like a card number."""
-    return f"mk{kind}{secrets.token_hex(6)}x"
+    holds at most 12 digits, so no text built around it can look like a card number. No
+    log of the test session may hold it."""
+    value = f"mk{kind}{secrets.token_hex(6)}x"
+    remember(f"marker {kind!r}", value)
+    return value
 
 
 def unique_email(name: str) -> str:
-    return f"{name}.{secrets.token_hex(4)}@example.com"
+    email = f"{name}.{secrets.token_hex(4)}@example.com"
+    remember("email", email)
+    return email
 
 
 def register(runtime: Runtime, name: str, password: str | None = None) -> Person:
     """Register and log in a synthetic person through the account service."""
     email = unique_email(name)
     password = password or f"{name}-{secrets.token_hex(6)}-pass"
+    remember("password", password)
     with runtime.transaction() as session:
         accounts = runtime.accounts(session)
         done = accounts.register(email, password, name.title())
         login = accounts.login(email, password)
+    remember("Room ID", done.room_id)
     return Person(done.subject_id, email, password, done.room_id, login.token)
 
 
@@ -182,7 +190,7 @@ def run_cli(
         "PRIVAULT_DATABASE_URL": settings.db_url,
         **(env or {}),
     }
-    return subprocess.run(
+    done = subprocess.run(
         [sys.executable, "-m", "privault.cli", *args],
         env=environ,
         cwd=cwd,
@@ -192,6 +200,8 @@ def run_cli(
         timeout=120,
         check=False,
     )
+    child_output(done.stderr)
+    return done
 
 
 #: Generous: on a loaded machine a cold start of the web stack takes a minute.
@@ -276,16 +286,19 @@ class Site:
                 self.process.kill()
                 self.process.wait()
                 pytest.fail(f"serve did not stop on SIGTERM; log:\n{self.log()}")
+        child_output(self.log())
         return self.process.returncode
 
     def kill(self) -> None:
         """SIGKILL, as a power cut or the OOM killer stops it: no shutdown runs."""
         self.process.kill()
         self.process.wait()
+        child_output(self.log())
 
 
 #: A caller's number from the range Ofcom keeps for drama.
 UK_MOBILE = "+447700900123"
+remember("phone number", UK_MOBILE)
 
 
 def cdr(room_id: str, call_id: str, **changes: Any) -> dict[str, Any]:
@@ -306,7 +319,9 @@ def cdr(room_id: str, call_id: str, **changes: Any) -> dict[str, Any]:
 
 def fi_mobile() -> str:
     """A random valid Finnish mobile number, E.164."""
-    return f"+35840{secrets.randbelow(10**7):07d}"
+    number = f"+35840{secrets.randbelow(10**7):07d}"
+    remember("phone number", number)
+    return number
 
 
 def pin_for(room_id: str) -> str:
@@ -317,6 +332,7 @@ def pin_for(room_id: str) -> str:
             check_pin_strength(pin, room_id)
         except WeakPin:
             continue
+        remember("PIN", pin)
         return pin
 
 
@@ -346,6 +362,7 @@ def fill_person(client: TestClient, pbx: dict[str, str], *, locked: bool = False
     )
     assert made.status_code == 201, made.text
     subject_id, room_id = made.json()["subject_id"], made.json()["room_id"]
+    remember("Room ID", room_id)
     login = client.post("/api/v1/session", json={"email": email, "password": password})
     auth = {"Authorization": f"Bearer {login.json()['token']}"}
     cookie_choice = {"strictly_necessary": True, "analytics": True, "advertising": False}

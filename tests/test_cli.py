@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import text
 from typer.main import get_command
 
+from logscan import child_output
 from privault import demo
 from privault.cli import _served_at, app
 from privault.config import REPO_POLICY, Settings
@@ -55,6 +56,7 @@ def finish(process: subprocess.Popen[str]) -> subprocess.CompletedProcess[str]:
         process.kill()
         process.communicate()
         raise
+    child_output(stderr)
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 

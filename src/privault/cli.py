@@ -39,7 +39,7 @@ from privault.consent.geo import CsvCountries, GeoIpFileInvalid
 from privault.consent.marketing import Letter
 from privault.disclosure.service import DisclosureBasis, Entry
 from privault.errors import PrivaultError
-from privault.logs import configure
+from privault.logs import configure, hide_exception_messages
 from privault.notify.models import OutboxMessage
 from privault.notify.outbox import STATES as MAIL_STATES
 from privault.notify.transport import MaildirTransport
@@ -1534,7 +1534,9 @@ def marketing_send(
 
 
 def main() -> None:
-    """Entry point: domain errors become one line on stderr and exit status 1."""
+    """Entry point: domain errors become one line on stderr and exit status 1; anything
+    unexpected a traceback without its message."""
+    hide_exception_messages()
     try:
         app()
     except (PrivaultError, Failed) as exc:

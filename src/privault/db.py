@@ -89,6 +89,8 @@ def make_engine(
     checked before use (see ``_ping_when_idle``); ``on_connect`` are statements (session
     settings) each new PostgreSQL connection runs first.
     """
+    # A database error's message never quotes the statement's values (personal data).
+    kwargs = {"hide_parameters": True} | kwargs
     if url.startswith("sqlite"):
         path = url.split(":///", 1)[1] if ":///" in url else ""
         if path and path != ":memory:":
@@ -207,7 +209,7 @@ def make_async_engine(
     """A PostgreSQL engine for code on the event loop (psycopg's async connections), set up
     as ``make_engine`` sets one up. Its connections belong to the event loop that opened
     them: make it in that loop, and dispose of it there."""
-    engine = create_async_engine(url, **kwargs)
+    engine = create_async_engine(url, **({"hide_parameters": True} | kwargs))
     _postgresql(engine.sync_engine, ping_after, on_connect)
     return engine
 

@@ -7,6 +7,7 @@ import threading
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from privault.logs import run_id
 from privault.runtime import Runtime
 
 log = logging.getLogger("privault.worker")
@@ -24,28 +25,30 @@ class Worker:
     def sweep_once(self) -> int:
         """One pass: the policy version in force followed, requests by mail whose
         confirmation link expired refused, requests carried forward (their mail queued),
-        mail sent, and once a day the retention sweep."""
-        self.runtime.follow_policy()
-        with self.runtime.transaction() as session:
-            self.runtime.mail_intake(session).expire_unconfirmed()
-        self.runtime.rights_engine().run_once()
-        sent = self.runtime.mailer().deliver_pending()
-        retention = self.runtime.retention_sweep()
-        if retention.due():
-            retention.run()
-        return sent
+        mail sent, and once a day the retention sweep. What it logs carries a run id."""
+        with run_id():
+            self.runtime.follow_policy()
+            with self.runtime.transaction() as session:
+                self.runtime.mail_intake(session).expire_unconfirmed()
+            self.runtime.rights_engine().run_once()
+            sent = self.runtime.mailer().deliver_pending()
+            retention = self.runtime.retention_sweep()
+            if retention.due():
+                retention.run()
+            return sent
 
     def run(self) -> None:
         """Sweep every ``interval`` seconds until ``stop`` (in this thread)."""
         while not self._stop.is_set():
-            try:
-                sent = self.sweep_once()
-            except (SQLAlchemyError, OSError) as exc:
-                # A locked or unreachable database: the next round retries; nothing is lost.
-                log.warning("sweep failed: %s", type(exc).__name__)
-            else:
-                if sent:
-                    log.info("outbox: %d mail(s) sent", sent)
+            with run_id():
+                try:
+                    sent = self.sweep_once()
+                except (SQLAlchemyError, OSError) as exc:
+                    # A locked or unreachable database: the next round retries; nothing is lost.
+                    log.warning("sweep failed: %s", type(exc).__name__)
+                else:
+                    if sent:
+                        log.info("outbox: %d mail(s) sent", sent)
             self._stop.wait(self.interval)
 
     def start(self) -> None:

@@ -26,6 +26,7 @@ import pytest
 from sqlalchemy import func, select
 
 from factories import STARTUP_SECONDS, Site, cdr, child_environment, run_cli, unique_email
+from logscan import child_output
 from privault.config import Settings
 from privault.consent.models import ChannelConsent
 from privault.db import Base
@@ -76,6 +77,7 @@ class WorkerProcess:
         if self.process.poll() is None:
             self.process.terminate()
             self.process.wait(timeout=30)
+        child_output(self.output.read_text(errors="replace"))  # every run's, appended
 
 
 @dataclass

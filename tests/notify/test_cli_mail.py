@@ -10,6 +10,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from factories import register
+from logscan import child_output
 from privault.config import Settings
 from privault.notify.models import OutboxMessage
 from privault.runtime import open_runtime, prepare
@@ -36,6 +37,7 @@ def start(settings: Settings, cwd: Path, *args: str, **env: str) -> subprocess.P
 
 def finish(process: subprocess.Popen[str]) -> tuple[int, str, str]:
     stdout, stderr = process.communicate(timeout=120)
+    child_output(stderr)
     return process.returncode, stdout, stderr
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections import OrderedDict, deque
 from typing import Any
@@ -26,8 +27,18 @@ from privault.mail.intake import Received
 from privault.runtime import Runtime
 
 log = logging.getLogger("privault.mail")
+
+
+def _template_only(record: logging.LogRecord) -> bool:
+    """aiosmtpd's warning without its values: they are the peer's address and what it
+    sent (a command may hold an address)."""
+    record.msg, record.args = re.sub(r"%[rsd]", "...", str(record.msg)), ()
+    return True
+
+
 # aiosmtpd logs every sender and recipient address at INFO: personal data in the log.
 logging.getLogger("mail.log").setLevel(logging.WARNING)
+logging.getLogger("mail.log").addFilter(_template_only)
 
 HOUR = 3600.0
 

@@ -247,6 +247,12 @@ MECHANISMS: dict[str, tuple[Mechanism, ...]] = {
             "PINs as Argon2id hashes, guessing locked out", "privault.service.pins.PinService.check"
         ),
         code("passwords as Argon2id hashes", "privault.service.passwords.Passwords"),
+        code(
+            "logs name a request by its id and route template, never its path or values",
+            "privault.web.request_log.RequestLog",
+        ),
+        code("exceptions logged without their message", "privault.logs.without_message"),
+        code("database errors without their parameters", "privault.db.make_engine"),
     ),
     "P8.1": (
         code("versioned policies", "privault.policy.store.PolicyStore"),

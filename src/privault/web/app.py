@@ -45,6 +45,7 @@ from privault.web.api import (
 )
 from privault.web.headers import SecurityHeaders
 from privault.web.limits import BodySizeLimit, JsonBodies
+from privault.web.request_log import RequestLog
 
 API = "/api/v1"
 STATIC = Path(__file__).parent / "static"
@@ -88,6 +89,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app.add_middleware(BodySizeLimit, limit=runtime.settings.max_body_bytes)
     app.add_middleware(errors.CatchAll)
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(RequestLog, router=app.router)
     app.include_router(analytics.router, prefix=API, responses=ERROR_RESPONSES)
     app.include_router(consents.router, prefix=API, responses=ERROR_RESPONSES)
     app.include_router(consent.router, prefix=API, responses=ERROR_RESPONSES)
