@@ -38,7 +38,13 @@ class Worker:
             return sent
 
     def run(self) -> None:
-        """Sweep every ``interval`` seconds until ``stop`` (in this thread)."""
+        """Sweep every ``interval`` seconds until ``stop`` (in this thread). First, SQLite's
+        WAL is checkpointed: a process killed between an erasure's last step and its own
+        checkpoint left the erased rows' old pages there, and nothing else would redo it."""
+        try:
+            self.runtime.rights_engine().eraser.settle()
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("checkpoint at start failed: %s", type(exc).__name__)
         while not self._stop.is_set():
             with run_id():
                 try:
