@@ -29,8 +29,10 @@ browser:
 		echo "no Chromium: run 'make browser' as root, or the browser tests are skipped"
 
 # Every promise of docs/promises.md has a mechanism that exists and a test that names it.
+# The suite runs on every core (TEST_WORKERS=0 runs it in one process).
+TEST_WORKERS ?= auto
 test: lint browser
-	$(BIN)/pytest
+	$(BIN)/pytest --numprocesses=$(TEST_WORKERS)
 	$(BIN)/privault promises --strict
 
 bench: $(STAMP)

@@ -114,7 +114,8 @@ class _Session:
     def __init__(self) -> None:
         self.handler: logging.FileHandler | None = None
         self.path: Path | None = None
-        self.hits: list[Hit] = []
+        #: "file, line N: kind" for each hit, the workers' included.
+        self.hits: list[str] = []
 
 
 _session = _Session()
@@ -130,9 +131,15 @@ def child_output(text: str) -> None:
         handler.stream.flush()
 
 
+#: Where xdist's workers leave what their scans found, for the controller to report.
+FOUND_DIR = "PRIVAULT_LOGSCAN_DIR"
+
+
 def pytest_configure(config: pytest.Config) -> None:
     if config.option.collectonly:
         return
+    # Set by the controller before its workers start, so they inherit it.
+    os.environ.setdefault(FOUND_DIR, tempfile.mkdtemp(prefix="privault-logscan-"))
     descriptor, name = tempfile.mkstemp(prefix="privault-session-", suffix=".log")
     os.close(descriptor)
     handler = prepared(logging.FileHandler(name, encoding="utf-8"), json_lines=True)
@@ -153,17 +160,26 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     handler.close()
     _session.handler = None
     with path.open(encoding="utf-8", errors="replace") as lines:
-        _session.hits = list(scan(lines, MARKERS, own_addresses()))
-    if _session.hits:
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    else:
+        hits = [f"{path}, {hit}" for hit in scan(lines, MARKERS, own_addresses())]
+    if not hits:
         path.unlink()
+    found = Path(os.environ[FOUND_DIR])
+    if hasattr(session.config, "workerinput"):  # an xdist worker: its controller reports
+        if hits:
+            (found / f"{path.name}.hits").write_text("\n".join(hits), encoding="utf-8")
+        return
+    for left in sorted(found.glob("*.hits")):
+        hits += left.read_text(encoding="utf-8").splitlines()
+        left.unlink()
+    _session.hits = hits
+    if hits:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if not _session.hits:
         return
     terminalreporter.section("personal data in the session's log", sep="=", red=True)
-    terminalreporter.line(f"{_session.path} (kept), {len(_session.hits)} hit(s):")
+    terminalreporter.line(f"{len(_session.hits)} hit(s), the files kept:")
     for hit in _session.hits[:20]:
         terminalreporter.line(f"  {hit}")
