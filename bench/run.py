@@ -135,8 +135,9 @@ def main(names: list[str]) -> int:
             if done.code not in (0, None):
                 return int(done.code) if isinstance(done.code, int) else 1
         took[script.stem] = time.perf_counter() - began
+        if not names:  # after each, so a run cut short still leaves what it measured
+            write_report(common.FIGURES, took, started)
     if not names:
-        write_report(common.FIGURES, took, started)
         print(f"wrote {REPORT.relative_to(HERE.parent)}")
     return 0
 
