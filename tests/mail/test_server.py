@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import smtplib
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from factories import mails, register, run_cli
+from factories import free_port, mails, register, run_cli
 from mailkit import Dns, Signer, message, request_body
 from privault.config import Settings
 from privault.mail.models import InboundMail
@@ -19,12 +18,6 @@ from privault.rights.models import RightsRequest
 from privault.runtime import Runtime, open_runtime, prepare
 
 PRIVACY = "privacy@kallu.cc"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture
